@@ -1,0 +1,72 @@
+"""Jobs that chain the stages: data set -> encoders -> features -> alignment -> result store.
+
+The dashboard and the CLI call these; both pass a ProgressFn to show progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.alignment import AlignmentConfig, align
+from core.config import cache_dir, results_db_path
+from core.data import load_dataset, thumbnail
+from core.encoders import create_encoder
+from core.features import extract_features
+from core.progress import ProgressFn, track
+from core import results
+
+DEMO = {"dataset": "tuxpaint", "model_a": "efficientnet_lite0", "model_b": "minilm_l6"}
+
+
+def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"], model_b: str = DEMO["model_b"],
+                  limit: int | None = None, config: AlignmentConfig = AlignmentConfig(), cache: Path | None = None,
+                  force: bool = False, progress: ProgressFn | None = None, device: str = "cpu") -> str:
+    """Embed `dataset` with both models, align them, store everything; returns the run id.
+
+    Nothing is recomputed that is cached under the same fingerprints (features, run), unless `force`.
+    """
+    cache = cache_dir(cache)
+    db = results_db_path(cache)
+    data = load_dataset(dataset, limit=limit, cache=cache)
+    features = [extract_features(data, create_encoder(name, device=device), cache, progress) for name in (model_a, model_b)]
+    run_id = hashlib.sha256(json.dumps([f.fingerprint for f in features] + [config.fingerprint()]).encode()).hexdigest()[:16]
+    if not force and results.has_run(run_id, db):
+        return run_id
+    thumbs_dir = cache / "thumbs"
+    thumbs = [str(thumbnail(s.image_path, thumbs_dir / s.image_sha256[:2], s.image_sha256))
+              for s in track(data.samples, "thumbnails", len(data), progress)]
+    result = align(*features, config=config, progress=progress)
+    fa, fb = features
+    tables = {
+        "layers": pd.DataFrame(
+            [{"side": side, "layer": i, "name": name, "dim": int(fs.layers[i].shape[1])}
+             for side, fs in (("a", fa), ("b", fb)) for i, name in enumerate(fs.layer_names)]),
+        "samples": pd.DataFrame({
+            "idx": np.arange(len(data)), "sample_id": [s.sample_id for s in data.samples], "caption": data.captions,
+            "category": [s.category for s in data.samples], "image_path": [str(s.image_path) for s in data.samples],
+            "thumb_path": thumbs}),
+        "skipped": pd.DataFrame([asdict(s) for s in data.skipped], columns=["sample_id", "path", "reason"]),
+        "layer_scores": pd.DataFrame(
+            [{"k": k, "layer_a": i, "layer_b": j, "score": float(m[i, j])}
+             for k, m in result.layer_scores.items() for i in range(m.shape[0]) for j in range(m.shape[1])]),
+        "best_pairs": pd.DataFrame(
+            [{"k": k, "layer_a": la, "layer_b": lb, "score": float(result.layer_scores[k][la, lb])}
+             for k, (la, lb) in result.best_pairs.items()]),
+        "curve": pd.DataFrame([asdict(p) for p in result.curve]),
+        "sample_scores": pd.DataFrame(
+            [{"k": k, "idx": i, "overlap": float(v)} for k, vals in result.sample_scores.items() for i, v in enumerate(vals)]),
+        "neighbours": pd.concat([results.neighbour_frame("a", result.neighbours_a),
+                                 results.neighbour_frame("b", result.neighbours_b)], ignore_index=True),
+    }
+    run = {"run_id": run_id, "dataset": data.name, "dataset_fingerprint": data.fingerprint(),
+           "model_a": fa.model, "model_b": fb.model, "modality_a": fa.modality, "modality_b": fb.modality,
+           "features_a": fa.fingerprint, "features_b": fb.fingerprint, "n": len(data), "metric": config.metric,
+           "config": {**asdict(config), "limit": limit}}
+    results.write_run(run, tables, db)
+    return run_id

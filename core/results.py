@@ -1,0 +1,166 @@
+"""The result store: one DuckDB file that the engine writes and the dashboard reads.
+
+This module is the only place that opens the database. A run is written in one transaction,
+so readers see either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from core.config import results_db_path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, dataset VARCHAR, dataset_fingerprint VARCHAR,
+    model_a VARCHAR, model_b VARCHAR, modality_a VARCHAR, modality_b VARCHAR,
+    features_a VARCHAR, features_b VARCHAR, n INTEGER, metric VARCHAR, config JSON);
+CREATE TABLE IF NOT EXISTS layers (run_id VARCHAR, side VARCHAR, layer INTEGER, name VARCHAR, dim INTEGER);
+CREATE TABLE IF NOT EXISTS samples (run_id VARCHAR, idx INTEGER, sample_id VARCHAR, caption VARCHAR,
+    category VARCHAR, image_path VARCHAR, thumb_path VARCHAR);
+CREATE TABLE IF NOT EXISTS skipped (run_id VARCHAR, sample_id VARCHAR, path VARCHAR, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS layer_scores (run_id VARCHAR, k INTEGER, layer_a INTEGER, layer_b INTEGER, score DOUBLE);
+CREATE TABLE IF NOT EXISTS best_pairs (run_id VARCHAR, k INTEGER, layer_a INTEGER, layer_b INTEGER, score DOUBLE);
+CREATE TABLE IF NOT EXISTS curve (run_id VARCHAR, k INTEGER, gallery_size INTEGER, score DOUBLE, ci_low DOUBLE,
+    ci_high DOUBLE, chance DOUBLE, shuffled DOUBLE, shuffled_low DOUBLE, shuffled_high DOUBLE, draws INTEGER);
+CREATE TABLE IF NOT EXISTS sample_scores (run_id VARCHAR, k INTEGER, idx INTEGER, overlap DOUBLE);
+CREATE TABLE IF NOT EXISTS neighbours (run_id VARCHAR, side VARCHAR, layer INTEGER, idx INTEGER, rank INTEGER,
+    neighbour INTEGER, similarity REAL);
+"""
+RUN_TABLES = ["layers", "samples", "skipped", "layer_scores", "best_pairs", "curve", "sample_scores", "neighbours", "runs"]
+
+
+@contextmanager
+def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the result store (creating the schema when writing) and close it afterwards."""
+    path = Path(path or results_db_path())
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"{path}: no results yet; run `python -m core demo` first")
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            con.execute(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def has_run(run_id: str, path: Path | None = None) -> bool:
+    with connect(path) as con:
+        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+
+def write_run(run: dict, tables: dict[str, pd.DataFrame], path: Path | None = None) -> None:
+    """Replace run `run['run_id']` with `run` (a row of `runs`) and its per-table frames, atomically."""
+    run_id = run["run_id"]
+    row = {**run, "created_at": datetime.now(timezone.utc).replace(tzinfo=None), "config": json.dumps(run["config"])}
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            frames = {"runs": pd.DataFrame([row]), **tables}
+            for table, frame in frames.items():
+                frame = frame.assign(run_id=run_id)
+                columns = [c[0] for c in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+                con.register("incoming", frame[columns])
+                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+                con.unregister("incoming")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _query(sql: str, params: list | None = None, path: Path | None = None) -> pd.DataFrame:
+    with connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).df()
+
+
+def list_runs(path: Path | None = None) -> pd.DataFrame:
+    """Every stored run, newest first."""
+    return _query("SELECT * FROM runs ORDER BY created_at DESC", path=path)
+
+
+def latest_run_id(path: Path | None = None) -> str | None:
+    runs = list_runs(path)
+    return None if runs.empty else str(runs.run_id.iloc[0])
+
+
+def run_info(run_id: str, path: Path | None = None) -> dict:
+    runs = _query("SELECT * FROM runs WHERE run_id = ?", [run_id], path)
+    if runs.empty:
+        raise KeyError(f"no run {run_id!r} in the result store")
+    info = runs.iloc[0].to_dict()
+    info["config"] = json.loads(info["config"])
+    layers = _query("SELECT side, layer, name, dim FROM layers WHERE run_id = ? ORDER BY side, layer", [run_id], path)
+    info["layer_names"] = {side: list(group.name) for side, group in layers.groupby("side")}
+    info["skipped"] = _query("SELECT reason, count(*) AS count FROM skipped WHERE run_id = ? GROUP BY reason ORDER BY count DESC", [run_id], path)
+    return info
+
+
+def curve(run_id: str, path: Path | None = None) -> pd.DataFrame:
+    return _query("SELECT * EXCLUDE (run_id) FROM curve WHERE run_id = ? ORDER BY k, gallery_size", [run_id], path)
+
+
+def layer_scores(run_id: str, k: int, path: Path | None = None) -> pd.DataFrame:
+    return _query("SELECT layer_a, layer_b, score FROM layer_scores WHERE run_id = ? AND k = ? ORDER BY layer_a, layer_b", [run_id, k], path)
+
+
+def best_pairs(run_id: str, path: Path | None = None) -> pd.DataFrame:
+    return _query("SELECT k, layer_a, layer_b, score FROM best_pairs WHERE run_id = ? ORDER BY k", [run_id], path)
+
+
+def samples(run_id: str, path: Path | None = None) -> pd.DataFrame:
+    """idx, sample_id, caption, category, image_path, thumb_path, and the overlap at each stored k."""
+    frame = _query("SELECT * EXCLUDE (run_id) FROM samples WHERE run_id = ? ORDER BY idx", [run_id], path)
+    scores = _query("SELECT k, idx, overlap FROM sample_scores WHERE run_id = ?", [run_id], path)
+    wide = scores.pivot(index="idx", columns="k", values="overlap")
+    wide.columns = [f"overlap_k{k}" for k in wide.columns]
+    return frame.merge(wide, left_on="idx", right_index=True, how="left")
+
+
+def sample_view(run_id: str, idx: int, k: int, layer_pair: tuple[int, int] | None = None,
+                path: Path | None = None) -> dict:
+    """One sample's k nearest neighbours in each space (at the best layer pair for k unless given).
+
+    Returns {"layer_pair", "overlap", "shared": [ids], "a": frame, "b": frame}; each frame holds
+    rank, neighbour, similarity, caption, category, thumb_path and `shared` (in both lists).
+    """
+    if layer_pair is None:
+        best = best_pairs(run_id, path)
+        row = best[best.k == k]
+        if row.empty:
+            raise KeyError(f"run {run_id} has no results for k={k}; stored: {sorted(best.k)}")
+        layer_pair = (int(row.layer_a.iloc[0]), int(row.layer_b.iloc[0]))
+    sql = """SELECT n.rank, n.neighbour, n.similarity, s.caption, s.category, s.thumb_path, s.sample_id
+             FROM neighbours n JOIN samples s ON s.run_id = n.run_id AND s.idx = n.neighbour
+             WHERE n.run_id = ? AND n.side = ? AND n.layer = ? AND n.idx = ? AND n.rank < ? ORDER BY n.rank"""
+    a = _query(sql, [run_id, "a", layer_pair[0], idx, k], path)
+    b = _query(sql, [run_id, "b", layer_pair[1], idx, k], path)
+    if len(a) < k or len(b) < k:
+        raise KeyError(f"run {run_id} stores fewer than k={k} neighbours for sample {idx}")
+    shared = sorted(set(a.neighbour) & set(b.neighbour))
+    a["shared"], b["shared"] = a.neighbour.isin(shared), b.neighbour.isin(shared)
+    return {"layer_pair": layer_pair, "overlap": len(shared) / k, "shared": shared, "a": a, "b": b}
+
+
+def neighbour_frame(side: str, graphs: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Long table (side, layer, idx, rank, neighbour, similarity) from per-layer graphs [n, k]."""
+    frames = []
+    for layer, (ids, sims) in enumerate(graphs):
+        n, k = ids.shape
+        frames.append(pd.DataFrame({
+            "side": side, "layer": layer,
+            "idx": np.repeat(np.arange(n), k), "rank": np.tile(np.arange(k), n),
+            "neighbour": ids.ravel(), "similarity": sims.ravel().astype(np.float32),
+        }))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,82 @@
+"""Neighbours of one sample: its k nearest neighbours in vision space and in text space, shared ones highlighted."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import common
+
+st.title("Neighbours of one sample")
+run = common.current_run()
+if run is None:
+    st.stop()
+
+key = common.store_key()
+table = common.samples(run["run_id"], *key).set_index("idx", drop=False)
+ks = sorted(int(c.removeprefix("overlap_k")) for c in table.columns if c.startswith("overlap_k"))
+names = run["layer_names"]
+
+requested_k = st.query_params.get("k")
+k = st.sidebar.radio("Neighbours k", ks, index=ks.index(int(requested_k)) if requested_k in map(str, ks) else len(ks) - 1,
+                     format_func=lambda v: f"k = {v}")
+
+if "sample" not in st.session_state:  # first visit: the linked sample, else the best-aligned one
+    linked = table.index[table.sample_id == st.query_params.get("sample")]
+    st.session_state.sample = int(linked[0]) if len(linked) else int(table[f"overlap_k{max(ks)}"].idxmax())
+
+query = st.sidebar.text_input("Search captions", placeholder="e.g. cat, truck, flower")
+matches = table[table.caption.str.contains(query, case=False, regex=False)] if query else table
+if matches.empty:
+    st.sidebar.warning(f"No caption contains {query!r}.")
+    matches = table
+options = list(matches.idx)
+if st.session_state.sample not in options:
+    options = [st.session_state.sample, *options]
+
+
+def pick_random() -> None:
+    st.session_state.sample = int(np.random.default_rng().choice(list(matches.idx)))
+
+
+st.sidebar.button("🎲 Random sample", on_click=pick_random, width="stretch")
+st.sidebar.selectbox(f"Sample ({len(matches)} match)" if query else "Sample", options, key="sample",
+                     format_func=lambda i: f"{table.caption[i]}  ·  {table.category[i]}")
+idx = int(st.session_state.sample)
+sample = table.loc[idx]
+st.query_params.update({"sample": sample.sample_id, "k": str(k)})
+
+view = common.sample_view(run["run_id"], idx, k, *key)
+la, lb = view["layer_pair"]
+shared = len(view["shared"])
+
+left, right = st.columns([1, 3], gap="large")
+with left:
+    st.image(sample.image_path, width="stretch")
+    st.markdown(f"**{common.escape_md(sample.caption)}**")
+    st.caption(f"category: {common.escape_md(sample.category)}")
+    st.metric(f"overlap at k = {k}", f"{view['overlap']:.2f}", help="|vision neighbours ∩ text neighbours| / k")
+    st.caption(f"{shared} of {k} neighbours shared. Chance is {k / (run['n'] - 1):.4f}; the run's mean is {table[f'overlap_k{k}'].mean():.3f}. "
+               "The address bar links to this view.")
+
+
+def neighbour_grid(frame, title: str) -> None:
+    st.markdown(f"##### {title}")
+    per_row = 5  # fixed width, so k = 1 shows one thumbnail, not one giant image
+    for start in range(0, len(frame), per_row):
+        for col, row in zip(st.columns(per_row), frame.iloc[start:start + per_row].itertuples()):
+            with col.container(border=True):
+                st.image(row.thumb_path, width="stretch")
+                badge = ":green-badge[shared] " if row.shared else ""
+                st.markdown(f"{badge}{common.escape_md(row.caption)}")
+                st.caption(f"#{row.rank + 1} · cos {row.similarity:.3f}")
+
+
+with right:
+    neighbour_grid(view["a"], f"Vision space: {run['model_a']} · {names['a'][la]}")
+    neighbour_grid(view["b"], f"Text space: {run['model_b']} · {names['b'][lb]}")
+
+if shared:
+    st.subheader("Captions both models put near this one")
+    both = view["a"][view["a"].shared]
+    st.markdown("\n".join(f"- {common.escape_md(c)}  ·  {common.escape_md(cat)}" for c, cat in zip(both.caption, both.category)))
+else:
+    st.caption("The two models share no neighbour of this sample at this k.")

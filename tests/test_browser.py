@@ -1,0 +1,91 @@
+"""The real dashboard in a real browser: Playwright drives Debian's Chromium against `streamlit run app.py`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from core import results
+from core.config import CACHE_ENV, REPO_ROOT, results_db_path
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_run):
+    cache, _ = demo_run
+    port = free_port()
+    env = {**os.environ, CACHE_ENV: str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stdout.read()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing; scripts/setup.sh --browser installs it")
+        pytest.skip("Debian's chromium is not installed (run scripts/setup.sh --browser as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield tab
+        browser.close()
+
+
+def test_scale_page_shows_the_curve(server, page):
+    page.goto(f"{server}/scale?k=10")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace").count() == 3
+    assert "mutual kNN" in page.locator(".js-plotly-plot").first.inner_text()
+
+
+def test_neighbours_page_shows_neighbour_images(server, page, demo_run):
+    cache, run_id = demo_run
+    sample = results.samples(run_id, results_db_path(cache)).iloc[3]
+    page.goto(f"{server}/neighbours?sample={sample.sample_id}&k=10")
+    page.get_by_text("Vision space").wait_for(timeout=60_000)
+    images = page.locator('[data-testid="stImage"] img')
+    images.nth(20).wait_for(timeout=30_000)
+    assert images.count() == 21
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000)
+    assert page.get_by_text(sample.caption).first.is_visible()
+    assert f"sample={sample.sample_id}".replace("/", "%2F") in page.url or f"sample={sample.sample_id}" in page.url

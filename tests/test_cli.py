@@ -1,0 +1,64 @@
+"""`python -m core`: the command list, the align JSON contract, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from tests import reference
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True)
+
+
+def test_help_lists_the_commands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("demo", "embed", "align", "runs", "list"):
+        assert command in out.stdout
+
+
+@pytest.fixture
+def paired_files(tmp_path):
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(200, 4))
+    a = np.stack([latent @ rng.normal(size=(4, 16)) + s * rng.normal(size=(200, 16)) for s in (2.0, 0.2)], axis=1)
+    b = latent @ rng.normal(size=(4, 8)) + 0.5 * rng.normal(size=(200, 8))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    return tmp_path, a, b
+
+
+def test_align_json(paired_files, capsys):
+    folder, a, b = paired_files
+    assert main(["align", str(folder / "a.npy"), str(folder / "b.npy"), "--k", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metric"] == "mutual_knn" and out["k"] == 5 and out["n"] == 200
+    assert out["layer_pair"] == [1, 0]
+    assert out["score"] == pytest.approx(reference.mutual_knn(a[:, 1], b, 5), abs=1e-12)
+    assert out["chance"] == pytest.approx(5 / 199)
+    assert out["ci_low"] <= out["score"] <= out["ci_high"]
+
+
+@pytest.mark.parametrize("make_b, k, message", [
+    (lambda a: a[:150], 10, "200 rows.*150"),
+    (lambda a: np.where(np.arange(200)[:, None, None] == 7, np.nan, a), 10, "NaN or inf.*row 7"),
+    (lambda a: a, 200, "k=200 is too large"),
+    (lambda a: np.zeros((200, 2, 3)), 10, "all zero"),
+    (lambda a: np.zeros((200, 2, 3, 1)), 10, r"expected shape \[n, dim\] or \[n, layers, dim\]"),
+])
+def test_bad_input_exits_non_zero_naming_the_problem(paired_files, make_b, k, message):
+    folder, a, _ = paired_files
+    np.save(folder / "bad.npy", make_b(a))
+    out = run_cli("align", str(folder / "a.npy"), str(folder / "bad.npy"), "--k", str(k))
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ")
+    import re
+
+    assert re.search(message, out.stderr), out.stderr
