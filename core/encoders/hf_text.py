@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,15 +19,28 @@ class HFTextEncoder(Encoder):
 
     def __init__(self, model_path: str | Path, name: str, device: str = "cpu", max_length: int = 128,
                  local_files_only: bool = True) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
         self.name = name
         self.model_path = str(model_path)
         self.max_length = max_length
         self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=local_files_only)
-        self.model = AutoModel.from_pretrained(self.model_path, local_files_only=local_files_only).eval().to(self.device)
-        self.layer_names = ["embeddings"] + [f"layer{i}" for i in range(1, self.model.config.num_hidden_layers + 1)]
+        self.local_files_only = local_files_only
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.model_path, local_files_only=self.local_files_only)
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        """Loaded on first use, so a cache hit never pays for loading weights."""
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(self.model_path, local_files_only=self.local_files_only).eval().to(self.device)
+
+    @cached_property
+    def layer_names(self) -> list[str]:
+        return ["embeddings"] + [f"layer{i}" for i in range(1, self.model.config.num_hidden_layers + 1)]
 
     def config(self) -> dict[str, Any]:
         folder = Path(self.model_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,20 +17,38 @@ class TimmEfficientNet(Encoder):
     modality = "image"
 
     def __init__(self, arch: str, weights: str | None, name: str, device: str = "cpu") -> None:
-        import timm
-        from timm.data import create_transform, resolve_data_config
-
         self.name = name
         self.arch = arch
         self.weights = weights
         self.device = torch.device(device)
-        model = timm.create_model(arch, pretrained=False)
-        if weights is not None:
-            model.load_state_dict(positional_state_dict(torch.load(weights, map_location="cpu", weights_only=True), model))
-        self.model = model.eval().to(self.device)
-        self.data_config = resolve_data_config({}, model=model)
-        self.transform = create_transform(**self.data_config)
-        self.layer_names = ["stem"] + [f"stage{i}" for i in range(1, len(model.blocks) + 1)] + ["head"]
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        """Built on first use, so a cache hit never pays for loading weights."""
+        import timm
+
+        model = timm.create_model(self.arch, pretrained=False)
+        if self.weights is not None:
+            state = torch.load(self.weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(positional_state_dict(state, model))
+        return model.eval().to(self.device)
+
+    @cached_property
+    def data_config(self) -> dict[str, Any]:
+        from timm.data import resolve_data_config
+        from timm.models import get_pretrained_cfg
+
+        return resolve_data_config({}, pretrained_cfg=get_pretrained_cfg(self.arch).to_dict())
+
+    @cached_property
+    def transform(self):
+        from timm.data import create_transform
+
+        return create_transform(**self.data_config)
+
+    @cached_property
+    def layer_names(self) -> list[str]:
+        return ["stem"] + [f"stage{i}" for i in range(1, len(self.model.blocks) + 1)] + ["head"]
 
     def config(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,12 @@
+# The dashboard on the bundled demo, installed by the same script as the README's quick start.
+FROM python:3.11-slim-bookworm
+WORKDIR /app
+COPY requirements.txt ./
+COPY scripts/setup.sh scripts/
+RUN bash scripts/setup.sh
+COPY . .
+# Compute the demo at build time so the container starts in seconds (fully offline).
+RUN HF_HUB_OFFLINE=1 .venv/bin/python -m core demo
+ENV ADDRESS=0.0.0.0 PORT=8501
+EXPOSE 8501
+CMD ["bash", "scripts/quickstart.sh"]
