@@ -46,7 +46,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.progress import TqdmProgress
 
     data = load_dataset(args.dataset, limit=args.limit, cache=args.cache_dir)
-    features = extract_features(data, create_encoder(args.model, device=args.device), args.cache_dir, TqdmProgress())
+    encoder = create_encoder(args.model, device=args.device)
+    features = extract_features(data, encoder, args.cache_dir, TqdmProgress())
     dims = ", ".join(f"{name}:{layer.shape[1]}" for name, layer in zip(features.layer_names, features.layers))
     print(f"{features.n} samples x {len(features.layers)} layers ({dims})")
     print(features.path)
@@ -103,13 +104,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List the registered data sets and encoders."""
-    import core.data.tuxpaint  # noqa: F401
-    from core.data import DATASETS
-    from core.encoders import ENCODERS, create_encoder  # noqa: F401
-    import core.encoders.hf_text, core.encoders.timm_vision  # noqa: F401,E401
+    from core.data import available_datasets
+    from core.encoders import available_encoders
 
-    print("data sets:", ", ".join(sorted(DATASETS)))
-    print("encoders: ", ", ".join(sorted(ENCODERS)))
+    print("data sets:", ", ".join(available_datasets()))
+    print("encoders: ", ", ".join(available_encoders()))
     return 0
 
 

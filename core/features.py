@@ -50,14 +50,14 @@ def load_feature_set(path: Path, mmap: bool = True) -> FeatureSet:
     return FeatureSet(manifest["fingerprint"], manifest["model"], manifest["modality"], manifest["layer_names"], layers, path)
 
 
-def extract_features(dataset: PairedDataset, encoder: Encoder, cache: Path | None = None,
+def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None = None,
                      progress: ProgressFn | None = None) -> FeatureSet:
     """Embed every sample of `dataset` with `encoder`, or return the cached result.
 
     Images are decoded here (composited on white), captions passed as strings.
     """
     fingerprint = feature_fingerprint(dataset, encoder)
-    final = (cache or cache_dir()) / "features" / fingerprint
+    final = cache_dir(cache) / "features" / fingerprint
     if (final / "manifest.json").exists():
         return load_feature_set(final)
     samples = dataset.samples

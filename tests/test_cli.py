@@ -62,3 +62,33 @@ def test_bad_input_exits_non_zero_naming_the_problem(paired_files, make_b, k, me
     import re
 
     assert re.search(message, out.stderr), out.stderr
+
+
+def test_demo_command_computes_then_reuses_its_caches(tmp_path):
+    args = ["demo", "--limit", "30", "--draws", "2", "--subset-sizes", "16", "--cache-dir", str(tmp_path)]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "30 pairs, efficientnet_lite0 x minilm_l6" in first.stdout
+    assert "mutual_knn k=10" in first.stdout and "chance 0.3448" in first.stdout
+    assert "embed image" in first.stderr, "progress bars go to stderr"
+    features = sorted(p.name for p in (tmp_path / "features").iterdir())
+    assert len(features) == 2
+    again = run_cli(*args)
+    assert again.returncode == 0
+    assert again.stdout.splitlines()[0] == first.stdout.splitlines()[0], "same run id"
+    assert "embed image" not in again.stderr, "nothing is embedded twice"
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == features
+    runs = run_cli("runs", "--cache-dir", str(tmp_path))
+    assert runs.stdout.count("tuxpaint") == 1
+
+
+def test_embed_command_prints_the_feature_folder(tmp_path):
+    out = run_cli("embed", "--model", "minilm_l6", "--limit", "5", "--cache-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "5 samples x 7 layers" in out.stdout
+    assert out.stdout.strip().splitlines()[-1].startswith(str(tmp_path / "features"))
+
+
+def test_unknown_model_is_named(tmp_path):
+    out = run_cli("embed", "--model", "nope", "--limit", "5", "--cache-dir", str(tmp_path))
+    assert out.returncode == 2 and "unknown encoder 'nope'" in out.stderr

@@ -69,11 +69,15 @@ def register_dataset(name: str):
     return wrap
 
 
-def load_dataset(name: str, **kwargs) -> PairedDataset:
-    """Load a registered data set by name (see `DATASETS`)."""
+def available_datasets() -> list[str]:
     import core.data.tuxpaint  # noqa: F401  (registers the loader)
 
-    if name not in DATASETS:
+    return sorted(DATASETS)
+
+
+def load_dataset(name: str, **kwargs) -> PairedDataset:
+    """Load a registered data set by name (see `available_datasets()`)."""
+    if name not in available_datasets():
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
     return DATASETS[name](**kwargs)
 

@@ -20,14 +20,14 @@ SYSTEM_ROOT = Path("/usr/share/tuxpaint/stamps")
 STAMPS_SUBDIR = Path("usr/share/tuxpaint/stamps")
 
 
-def locate_stamps(cache: Path | None = None) -> Path:
+def locate_stamps(cache: str | Path | None = None) -> Path:
     """The stamps folder: the installed package if present, else the .deb extracted into the cache.
 
     Extraction needs no root: `apt-get download` then `dpkg-deb -x` into `<cache>/debian/`.
     """
     if SYSTEM_ROOT.is_dir() and any(SYSTEM_ROOT.iterdir()):
         return SYSTEM_ROOT
-    target = (cache or cache_dir()) / "debian" / PACKAGE
+    target = cache_dir(cache) / "debian" / PACKAGE
     extracted = target / STAMPS_SUBDIR
     if extracted.is_dir() and any(extracted.iterdir()):
         return extracted
@@ -62,7 +62,8 @@ def english_caption(txt_path: Path) -> str:
 
 
 @register_dataset("tuxpaint")
-def load_tuxpaint(root: str | Path | None = None, limit: int | None = None, cache: Path | None = None) -> PairedDataset:
+def load_tuxpaint(root: str | Path | None = None, limit: int | None = None,
+                  cache: str | Path | None = None) -> PairedDataset:
     """Every stamp with a raster image and an English caption; the rest are listed in `skipped`.
 
     `limit` keeps at most that many pairs, spread evenly over the sorted stamps.

@@ -4,6 +4,6 @@
 `layer_names`, `fingerprint()` and `encode(batch) -> list of [batch, dim_l] arrays`.
 """
 
-from core.encoders.base import Encoder, ENCODERS, create_encoder, register_encoder
+from core.encoders.base import ENCODERS, Encoder, available_encoders, create_encoder, register_encoder
 
-__all__ = ["Encoder", "ENCODERS", "create_encoder", "register_encoder"]
+__all__ = ["Encoder", "ENCODERS", "available_encoders", "create_encoder", "register_encoder"]

@@ -24,11 +24,16 @@ def register_encoder(name: str):
     return wrap
 
 
-def create_encoder(name: str, **kwargs) -> "Encoder":
-    import core.encoders.timm_vision  # noqa: F401  (registers)
-    import core.encoders.hf_text  # noqa: F401
+def available_encoders() -> list[str]:
+    import core.encoders.hf_text  # noqa: F401  (registers)
+    import core.encoders.timm_vision  # noqa: F401
 
-    if name not in ENCODERS:
+    return sorted(ENCODERS)
+
+
+def create_encoder(name: str, **kwargs) -> "Encoder":
+    """Build a registered encoder by name (see `available_encoders()`)."""
+    if name not in available_encoders():
         raise KeyError(f"unknown encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
     return ENCODERS[name](**kwargs)
 

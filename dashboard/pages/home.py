@@ -22,8 +22,8 @@ Here you can watch that happen on real data.
 
 run = common.current_run()
 if run is not None:
-    best = common.curve(run["run_id"], *common.store_key())
-    full = best[best.gallery_size == best.gallery_size.max()]
+    points = common.curve(run["run_id"], *common.store_key())
+    full = points[points.gallery_size == points.gallery_size.max()]
     st.subheader(f"Current run: {run['model_a']} × {run['model_b']} on {run['dataset']} ({run['n']} pairs)")
     cols = st.columns(len(full))
     for col, row in zip(cols, full.itertuples()):

@@ -19,7 +19,7 @@ requested_k = st.query_params.get("k")
 k = st.sidebar.radio("Neighbours k", ks, index=ks.index(int(requested_k)) if requested_k in map(str, ks) else len(ks) - 1,
                      format_func=lambda v: f"k = {v}")
 
-if "sample" not in st.session_state:  # first visit: the linked sample, else the best-aligned one
+if st.session_state.get("sample") not in table.index:  # first visit (or another run): linked sample, else best-aligned
     linked = table.index[table.sample_id == st.query_params.get("sample")]
     st.session_state.sample = int(linked[0]) if len(linked) else int(table[f"overlap_k{max(ks)}"].idxmax())
 
