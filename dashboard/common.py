@@ -5,6 +5,7 @@ Pages only read; when there are no results yet they ask the engine for the demo 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -83,10 +84,14 @@ class StreamlitProgress:
         bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done}/{total}")
 
 
-def compute_demo(limit: int | None = None) -> None:
-    """Run the demo job in this process, with progress, then reload the page."""
+def compute_demo() -> None:
+    """Run the demo job in this process, with progress, then reload the page.
+
+    $PLATO_DEMO_LIMIT caps the number of stamps (for slow machines and tests).
+    """
     from core.jobs import run_alignment
 
+    limit = int(os.environ["PLATO_DEMO_LIMIT"]) if os.environ.get("PLATO_DEMO_LIMIT") else None
     with st.status("Computing the demo: embedding stamps with both models, then aligning…", expanded=True) as status:
         run_alignment(limit=limit, progress=StreamlitProgress())
         status.update(label="Demo computed", state="complete")

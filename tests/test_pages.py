@@ -114,3 +114,13 @@ def test_captions_are_escaped():
     from dashboard.common import escape_md
 
     assert escape_md("A coin ($.25) *called* [a](link) <b>") == r"A coin \(\$\.25\) \*called\* \[a\]\(link\) \<b\>"
+
+
+def test_compute_button_runs_the_demo_job_and_shows_it(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("PLATO_DEMO_LIMIT", "20")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert results.latest_run_id(results_db_path(tmp_path)) is not None
+    assert [m.label for m in at.metric] == ["mutual kNN, k = 1", "mutual kNN, k = 10"]

@@ -51,6 +51,7 @@ def locate_stamps(cache: str | Path | None = None) -> Path:
     subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(staging)], check=True)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)  # atomic: a crash mid-extraction never leaves a half folder in use
+    shutil.rmtree(download_dir, ignore_errors=True)  # the 160 MB .deb is not needed once extracted
     return extracted
 
 
