@@ -14,7 +14,7 @@ import numpy as np
 
 from core.features import FeatureSet
 from core.metrics import DEFAULT_CLAMP_QUANTILE, chance_level, knn_overlap, prepare, repair_graph, self_knn
-from core.knn import knn_graph
+from core.knn import knn_graph, nested_knn
 from core.progress import ProgressFn, track
 
 
@@ -137,3 +137,53 @@ def _sweep(prepared_a, prepared_b, graphs_a, graphs_b, best_pairs, config: Align
             curve.append(CurvePoint(k, m, float(np.mean([s.mean() for s in scores])), low, high, chance_level(k, m),
                                     float(np.mean([s.mean() for s in nulls])), null_low, null_high, len(scores)))
     return curve
+
+
+@dataclass
+class QuerySweep:
+    """Fixed queries searched in nested galleries of growing size (the 2026 paper's protocol)."""
+
+    n: int
+    queries: int
+    layer_pair: tuple[int, int]  # chosen at the smallest gallery, then held fixed
+    layer_scores: np.ndarray  # [layers_a, layers_b] at the smallest gallery
+    curve: list[CurvePoint]
+
+
+def fixed_query_sweep(features_a: FeatureSet, features_b: FeatureSet, k: int, queries: int,
+                      gallery_sizes: list[int], seed: int = 0, clamp_quantile: float | None = DEFAULT_CLAMP_QUANTILE,
+                      bootstrap: int = 1000, progress: ProgressFn | None = None) -> QuerySweep:
+    """Mutual kNN of `queries` query pairs in galleries `p[:m]`, p = default_rng(seed).permutation(n).
+
+    The queries are p[:queries] and never count themselves. Each layer's neighbours are searched
+    once for the whole sweep (one pass over the largest gallery); layer pairs are then scored from
+    those graphs. The curve's interval is a bootstrap over queries.
+    """
+    if features_a.n != features_b.n:
+        raise ValueError(f"feature sets are not paired: {features_a.n} vs {features_b.n} rows")
+    n = features_a.n
+    queries = min(queries, n)
+    sizes = sorted(set(gallery_sizes) | {queries}) if gallery_sizes else [queries, n]
+    if sizes[0] < queries or sizes[-1] > n:
+        raise ValueError(f"gallery sizes must lie between the query count ({queries}) and n ({n}); got {gallery_sizes}")
+    order = np.random.default_rng(seed).permutation(n)
+    query_pos = np.arange(queries)
+
+    def sweep_layers(fs: FeatureSet) -> list[list[np.ndarray]]:
+        graphs = []
+        for x, name in track(list(zip(fs.layers, fs.layer_names)), f"nested kNN ({fs.model})", len(fs.layers), progress):
+            prepared = prepare(x, clamp_quantile, f"{fs.model}/{name}")
+            graphs.append([ids for ids, _ in nested_knn(prepared[order[:queries]], prepared, k, sizes, query_pos, order)])
+        return graphs
+
+    graphs_a, graphs_b = sweep_layers(features_a), sweep_layers(features_b)
+    at_smallest = np.array([[knn_overlap(ga[0], gb[0]).mean() for gb in graphs_b] for ga in graphs_a])
+    la, lb = (int(v) for v in np.unravel_index(int(np.argmax(at_smallest)), at_smallest.shape))
+    rng = np.random.default_rng([seed, 3])
+    curve = []
+    for i, m in enumerate(sizes):
+        overlap = knn_overlap(graphs_a[la][i], graphs_b[lb][i])
+        low, high = bootstrap_interval([overlap], bootstrap, rng)
+        curve.append(CurvePoint(k, m, float(overlap.mean()), low, high, chance_level(k, m),
+                                float("nan"), float("nan"), float("nan"), 1))
+    return QuerySweep(n, queries, (la, lb), at_smallest, curve)

@@ -78,6 +78,8 @@ def cmd_align(args: argparse.Namespace) -> int:
         sets.append(FeatureSet(path, Path(path).stem, name, [f"{i}" for i in range(len(layers))], layers))
     if sets[0].n != sets[1].n:
         raise ValueError(f"{args.features_a} has {sets[0].n} rows but {args.features_b} has {sets[1].n}; rows must be paired")
+    if args.queries is not None or args.gallery_sizes:
+        return _align_query_sweep(args, sets)
     result = align(*sets, config=_config(args, (args.k,)))
     la, lb = result.best_pairs[args.k]
     full = result.curve[-1]
@@ -89,6 +91,27 @@ def cmd_align(args: argparse.Namespace) -> int:
     else:
         print(f"mutual_knn k={args.k} n={result.n}: {out['score']:.4f} [95% CI {full.ci_low:.4f}, {full.ci_high:.4f}]"
               f" layer pair {out['layer_pair']}; chance {full.chance:.4f}, shuffled pairs {full.shuffled:.4f}")
+    return 0
+
+
+def _align_query_sweep(args: argparse.Namespace, sets) -> int:
+    """The fixed-query, nested-gallery protocol: one curve point per gallery size."""
+    from core.alignment import fixed_query_sweep
+
+    sweep = fixed_query_sweep(*sets, k=args.k, queries=args.queries or 1024, gallery_sizes=args.gallery_sizes or [],
+                              seed=args.seed, clamp_quantile=None if args.no_clamp else 0.95)
+    multi_layer = len(sets[0].layers) > 1 or len(sets[1].layers) > 1
+    curve = [{"gallery_size": p.gallery_size, "score": p.score, "ci_low": p.ci_low, "ci_high": p.ci_high, "chance": p.chance}
+             for p in sweep.curve]
+    out = {"metric": "mutual_knn", "k": args.k, "n": sweep.n, "queries": sweep.queries, "score": curve[-1]["score"],
+           "layer_pair": list(sweep.layer_pair) if multi_layer else None, "chance": curve[-1]["chance"], "curve": curve}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"mutual_knn k={args.k}, {sweep.queries} queries, layer pair {out['layer_pair']} (chosen at the smallest gallery)")
+        for point in curve:
+            print(f"  gallery {point['gallery_size']:>9,}: {point['score']:.4f} [95% CI {point['ci_low']:.4f}, "
+                  f"{point['ci_high']:.4f}]  chance {point['chance']:.5f}")
     return 0
 
 
@@ -146,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("features_b", metavar="B.npy")
     al.add_argument("--k", type=int, default=10)
     al.add_argument("--json", action="store_true", help="print one JSON object")
+    al.add_argument("--queries", type=int, help="fixed-query protocol: this many query pairs (default 1024 with --gallery-sizes)")
+    al.add_argument("--gallery-sizes", type=lambda s: [int(v) for v in s.split(",")],
+                    help="fixed-query protocol: nested gallery sizes m1,m2,... (each >= queries)")
     analysis_options(al)
 
     add("runs", cmd_runs)

@@ -74,3 +74,55 @@ def _drop_self(ids: np.ndarray, sims: np.ndarray, self_ids: np.ndarray, k: int) 
     is_self[~is_self.any(axis=1), -1] = True
     keep = ~is_self
     return ids[keep].reshape(len(ids), k), sims[keep].reshape(len(ids), k)
+
+
+def nested_knn(queries: np.ndarray, gallery: np.ndarray, k: int, gallery_sizes: list[int],
+               query_ids: np.ndarray | None = None, order: np.ndarray | None = None,
+               block_size: int = 65536) -> list[tuple[np.ndarray, np.ndarray]]:
+    """kNN of each query in every nested gallery `order[:m]`, m in `gallery_sizes`, in one pass.
+
+    The gallery is scanned once, block by block in `order` (default: row order), keeping each
+    query's running top k and recording it at every size boundary, so a whole sweep costs about
+    one search of the largest gallery. queries [q, dim]; `query_ids` [q] are the queries' own
+    positions in the scan order (never their own neighbour). Returns, per size, (indices [q, k]
+    into the scan order, similarities [q, k]), best first.
+    """
+    sizes = sorted(set(int(m) for m in gallery_sizes))
+    n = len(gallery) if order is None else len(order)
+    if not sizes or sizes[0] < 1 or sizes[-1] > n:
+        raise ValueError(f"gallery sizes must lie between 1 and {n}; got {gallery_sizes}")
+    _validate(queries, gallery[:1], 1, False)
+    if query_ids is not None and (query_ids.max(initial=-1) >= sizes[0]):
+        raise ValueError(f"every query must lie in the smallest gallery ({sizes[0]}); "
+                         f"a query sits at position {int(query_ids.max())}")
+    min_available = sizes[0] - (1 if query_ids is not None else 0)
+    if not 1 <= k <= min_available:
+        raise ValueError(f"k={k} is out of range for the smallest gallery of {sizes[0]}: k must be between 1 and {min_available}")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    best_sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    recorded = []
+    start = 0
+    for size in sizes:
+        while start < size:
+            stop = min(start + block_size, size)
+            rows = np.arange(start, stop) if order is None else order[start:stop]
+            scores = queries @ np.asarray(gallery[rows], dtype=np.float32).T
+            if query_ids is not None:
+                inside = (query_ids >= start) & (query_ids < stop)
+                scores[np.flatnonzero(inside), query_ids[inside] - start] = -np.inf
+            best_ids, best_sims = _merge_top_k(best_ids, best_sims, scores, start, k)
+            start = stop
+        recorded.append((best_ids.copy(), best_sims.copy()))
+    return recorded
+
+
+def _merge_top_k(best_ids, best_sims, scores, offset, k):
+    """Fold a block of scores [q, b] (gallery positions offset..offset+b) into the running top k."""
+    take = min(k, scores.shape[1])
+    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    ids = np.concatenate([best_ids, top + offset], axis=1)
+    sims = np.concatenate([best_sims, np.take_along_axis(scores, top, axis=1)], axis=1)
+    # stable sort on (-similarity, position): ties go to the earlier gallery item, as in one search
+    order = np.lexsort((ids, -sims), axis=1)[:, :k]
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(sims, order, axis=1)

@@ -23,3 +23,10 @@ def neighbours(x: np.ndarray, k: int) -> list[list[int]]:
 def mutual_knn(a: np.ndarray, b: np.ndarray, k: int, clamp_quantile: float | None = 0.95) -> float:
     na, nb = neighbours(normalise(a, clamp_quantile), k), neighbours(normalise(b, clamp_quantile), k)
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb)]))
+
+
+def query_neighbours(x: np.ndarray, query_rows: np.ndarray, gallery_rows: np.ndarray, k: int) -> list[list[int]]:
+    """k nearest gallery rows (as positions in gallery_rows) of each query row, the query itself excluded."""
+    sims = x[query_rows] @ x[gallery_rows].T
+    sims[query_rows[:, None] == gallery_rows[None, :]] = -np.inf
+    return [list(np.argsort(-row, kind="stable")[:k]) for row in sims]
