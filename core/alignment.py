@@ -76,6 +76,13 @@ def bootstrap_interval(per_draw: list[np.ndarray], resamples: int, rng: np.rando
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
+def layer_pair_scores(graphs_a: list[np.ndarray], graphs_b: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Mean overlap for every (layer of A, layer of B) from per-layer graphs [n, k]; and the best pair."""
+    matrix = np.array([[knn_overlap(ga, gb).mean() for gb in graphs_b] for ga in graphs_a])
+    la, lb = np.unravel_index(int(np.argmax(matrix)), matrix.shape)
+    return matrix, (int(la), int(lb))
+
+
 def align(features_a: FeatureSet, features_b: FeatureSet, config: AlignmentConfig = AlignmentConfig(),
           progress: ProgressFn | None = None) -> AlignmentResult:
     """Mutual-kNN alignment of paired feature sets: layer-pair matrix, best pair, sweep with nulls."""
@@ -94,9 +101,8 @@ def align(features_a: FeatureSet, features_b: FeatureSet, config: AlignmentConfi
 
     layer_scores, best_pairs, sample_scores = {}, {}, {}
     for k in config.ks:
-        matrix = np.array([[knn_overlap(ga[:, :k], gb[:, :k]).mean() for gb, _ in graphs_b] for ga, _ in graphs_a])
-        la, lb = np.unravel_index(int(np.argmax(matrix)), matrix.shape)
-        layer_scores[k], best_pairs[k] = matrix, (int(la), int(lb))
+        matrix, (la, lb) = layer_pair_scores([ids[:, :k] for ids, _ in graphs_a], [ids[:, :k] for ids, _ in graphs_b])
+        layer_scores[k], best_pairs[k] = matrix, (la, lb)
         sample_scores[k] = knn_overlap(graphs_a[la][0][:, :k], graphs_b[lb][0][:, :k])
 
     curve = _sweep(prepared_a, prepared_b, graphs_a, graphs_b, best_pairs, config, progress)
@@ -177,13 +183,13 @@ def fixed_query_sweep(features_a: FeatureSet, features_b: FeatureSet, k: int, qu
         return graphs
 
     graphs_a, graphs_b = sweep_layers(features_a), sweep_layers(features_b)
-    at_smallest = np.array([[knn_overlap(ga[0], gb[0]).mean() for gb in graphs_b] for ga in graphs_a])
-    la, lb = (int(v) for v in np.unravel_index(int(np.argmax(at_smallest)), at_smallest.shape))
+    at_smallest, (la, lb) = layer_pair_scores([g[0] for g in graphs_a], [g[0] for g in graphs_b])
     rng = np.random.default_rng([seed, 3])
     curve = []
     for i, m in enumerate(sizes):
         overlap = knn_overlap(graphs_a[la][i], graphs_b[lb][i])
         low, high = bootstrap_interval([overlap], bootstrap, rng)
+        # no shuffled-pairs null in this protocol yet: those fields are NaN
         curve.append(CurvePoint(k, m, float(overlap.mean()), low, high, chance_level(k, m),
                                 float("nan"), float("nan"), float("nan"), 1))
     return QuerySweep(n, queries, (la, lb), at_smallest, curve)

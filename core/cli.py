@@ -46,8 +46,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.progress import TqdmProgress
 
     data = load_dataset(args.dataset, limit=args.limit, cache=args.cache_dir)
-    encoder = create_encoder(args.model, device=args.device)
-    features = extract_features(data, encoder, args.cache_dir, TqdmProgress())
+    features = extract_features(data, create_encoder(args.model, device=args.device), args.cache_dir, TqdmProgress())
     dims = ", ".join(f"{name}:{layer.shape[1]}" for name, layer in zip(features.layer_names, features.layers))
     print(f"{features.n} samples x {len(features.layers)} layers ({dims})")
     print(features.path)
