@@ -14,7 +14,7 @@ def _config(args: argparse.Namespace, ks: tuple[int, ...]):
     from core.alignment import AlignmentConfig
 
     return AlignmentConfig(ks=ks, draws=args.draws, seed=args.seed, clamp_quantile=None if args.no_clamp else 0.95,
-                           subset_sizes=tuple(args.subset_sizes))
+                           subset_sizes=tuple(args.subset_sizes), metric=getattr(args, "metric", "mutual_knn"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -66,9 +66,19 @@ def load_layers(path: str) -> list[np.ndarray]:
     raise ValueError(f"{path}: expected shape [n, dim] or [n, layers, dim], got {array.shape}")
 
 
+def parse_k(text: str) -> int | float:
+    """`10` -> 10 neighbours; `0.01` or `n/100` -> one percent of each gallery."""
+    try:
+        if text.startswith("n/"):
+            return 1 / float(text[2:])
+        return int(text) if text.isdigit() else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"k must be a count (10) or a fraction of the gallery (0.01, n/100); got {text!r}")
+
+
 def cmd_align(args: argparse.Namespace) -> int:
-    """Mutual kNN between two paired feature files, best layer pair, chance and shuffled null."""
-    from core.alignment import align
+    """Alignment of two paired feature files: best layer pair, 95% CI, chance and shuffled-pairs null."""
+    from core.alignment import align, align_features, k_for_size, metric_spec
     from core.features import FeatureSet
 
     sets = []
@@ -77,40 +87,77 @@ def cmd_align(args: argparse.Namespace) -> int:
         sets.append(FeatureSet(path, Path(path).stem, name, [f"{i}" for i in range(len(layers))], layers))
     if sets[0].n != sets[1].n:
         raise ValueError(f"{args.features_a} has {sets[0].n} rows but {args.features_b} has {sets[1].n}; rows must be paired")
+    multi_layer = len(sets[0].layers) > 1 or len(sets[1].layers) > 1
+    if args.concat_layers:
+        from core.alignment import with_concatenated_layers
+
+        sets = [with_concatenated_layers(s) for s in sets]
     if args.queries is not None or args.gallery_sizes:
-        return _align_query_sweep(args, sets)
-    result = align(*sets, config=_config(args, (args.k,)))
-    la, lb = result.best_pairs[args.k]
-    full = result.curve[-1]
-    out = {"metric": "mutual_knn", "k": args.k, "n": result.n, "score": float(result.layer_scores[args.k][la, lb]),
-           "layer_pair": [la, lb] if len(sets[0].layers) > 1 or len(sets[1].layers) > 1 else None,
-           "chance": full.chance, "shuffled": full.shuffled, "ci_low": full.ci_low, "ci_high": full.ci_high}
+        return _align_query_sweep(args, sets, multi_layer)
+    k = k_for_size(args.k, sets[0].n)
+    if metric_spec(args.metric).kind == "features":
+        params = {"kernel": args.kernel, "sigma": args.sigma} if args.metric in ("cka", "unbiased_cka") else {}
+        if args.metric == "svcca":  # default: the reference's 10 directions, or fewer where a layer is narrower
+            narrowest = min(layer.shape[1] for s in sets for layer in s.layers)
+            params = {"cca_dim": args.cca_dim or min(10, narrowest, sets[0].n - 1)}
+        result = align_features(*sets, args.metric, k=k, draws=args.draws, seed=args.seed,
+                                clamp_quantile=None if args.no_clamp else 0.95, **params)
+        point, layer_pair, matrix = result.point, result.layer_pair, result.layer_scores
+    else:
+        result = align(*sets, config=_config(args, (k,)))
+        point, layer_pair, matrix = result.curve[-1], result.best_pairs[k], result.layer_scores[k]
+    out = {"metric": args.metric, "n": point.gallery_size, "layer_pair": list(layer_pair) if multi_layer else None,
+           **_point(point), "shuffled": _finite(point.shuffled), "layer_scores": _matrix(matrix)}
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"mutual_knn k={args.k} n={result.n}: {out['score']:.4f} [95% CI {full.ci_low:.4f}, {full.ci_high:.4f}]"
-              f" layer pair {out['layer_pair']}; chance {full.chance:.4f}, shuffled pairs {full.shuffled:.4f}")
+        print(f"{args.metric} n={out['n']} layer pair {out['layer_pair']}: {_describe(out)}")
     return 0
 
 
-def _align_query_sweep(args: argparse.Namespace, sets) -> int:
+def _finite(value: float) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN -> null: JSON has no NaN
+
+
+def _matrix(matrix) -> list[list[float | None]]:
+    """The [layers A, layers B] score matrix as nested lists."""
+    return [[_finite(v) for v in row] for row in np.asarray(matrix, dtype=float)]
+
+
+def _point(p) -> dict:
+    """One curve point as the JSON contract names it."""
+    return {"gallery_size": p.gallery_size, "k": p.k or None, "score": _finite(p.score), "ci_low": _finite(p.ci_low),
+            "ci_high": _finite(p.ci_high), "chance": _finite(p.chance), "null": _finite(p.shuffled),
+            "calibrated": _finite(p.calibrated)}
+
+
+def _describe(point: dict) -> str:
+    text = f"{point['score']:.4f} [95% CI {point['ci_low']:.4f}, {point['ci_high']:.4f}]"
+    for label, key in (("chance", "chance"), ("shuffled pairs", "null"), ("calibrated", "calibrated"), ("recall@k", "recall")):
+        if point.get(key) is not None:
+            text += f"  {label} {point[key]:.4f}"
+    return text
+
+
+def _align_query_sweep(args: argparse.Namespace, sets, multi_layer: bool) -> int:
     """The fixed-query, nested-gallery protocol: one curve point per gallery size."""
     from core.alignment import fixed_query_sweep
 
     sweep = fixed_query_sweep(*sets, k=args.k, queries=args.queries or 1024, gallery_sizes=args.gallery_sizes or [],
-                              seed=args.seed, clamp_quantile=None if args.no_clamp else 0.95)
-    multi_layer = len(sets[0].layers) > 1 or len(sets[1].layers) > 1
-    curve = [{"gallery_size": p.gallery_size, "score": p.score, "ci_low": p.ci_low, "ci_high": p.ci_high, "chance": p.chance}
-             for p in sweep.curve]
-    out = {"metric": "mutual_knn", "k": args.k, "n": sweep.n, "queries": sweep.queries, "score": curve[-1]["score"],
-           "layer_pair": list(sweep.layer_pair) if multi_layer else None, "chance": curve[-1]["chance"], "curve": curve}
+                              seed=args.seed, clamp_quantile=None if args.no_clamp else 0.95, backend=args.backend,
+                              approximate_above=args.approximate_above, metric=args.metric)
+    curve = [_point(p) for p in sweep.curve]
+    for point, recall in zip(curve, sweep.recall or []):
+        point["recall"] = recall  # recall@k of the approximate index against exact search
+    out = {"metric": args.metric, "k": args.k, "n": sweep.n, "queries": sweep.queries, "score": curve[-1]["score"],
+           "layer_pair": list(sweep.layer_pair) if multi_layer else None, "chance": curve[-1]["chance"], "curve": curve,
+           "layer_scores": _matrix(sweep.layer_scores)}
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"mutual_knn k={args.k}, {sweep.queries} queries, layer pair {out['layer_pair']} (chosen at the smallest gallery)")
+        print(f"{args.metric} k={args.k}, {sweep.queries} queries, layer pair {out['layer_pair']} (chosen at the smallest gallery)")
         for point in curve:
-            print(f"  gallery {point['gallery_size']:>9,}: {point['score']:.4f} [95% CI {point['ci_low']:.4f}, "
-                  f"{point['ci_high']:.4f}]  chance {point['chance']:.5f}")
+            print(f"  gallery {point['gallery_size']:>9,} k={point['k']}: {_describe(point)}")
     return 0
 
 
@@ -140,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, fn):
-        p = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
+        doc = fn.__doc__.replace("%", "%%")  # argparse formats help with %
+        p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
         p.set_defaults(fn=fn)
         return p
 
@@ -166,8 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
     al = add("align", cmd_align)
     al.add_argument("features_a", metavar="A.npy")
     al.add_argument("features_b", metavar="B.npy")
-    al.add_argument("--k", type=int, default=10)
+    al.add_argument("--metric", default="mutual_knn", help="mutual_knn (default), jaccard_knn, cycle_knn, lcs_knn, "
+                    "edit_distance_knn, cka, unbiased_cka, cknna, svcca")
+    al.add_argument("--kernel", default="linear", choices=["linear", "rbf"], help="kernel of cka / unbiased_cka")
+    al.add_argument("--sigma", type=float, default=1.0, help="RBF kernel width (cka, unbiased_cka)")
+    al.add_argument("--cca-dim", type=int, help="SVD directions kept by svcca (default 10, or the narrowest layer's width)")
+    al.add_argument("--concat-layers", action="store_true",
+                    help="also score all layers concatenated, as one more layer (index = number of layers)")
+    al.add_argument("--k", type=parse_k, default=10,
+                    help="neighbours: a count (10), or a fraction of the gallery (0.01 or n/100)")
     al.add_argument("--json", action="store_true", help="print one JSON object")
+    al.add_argument("--backend", default="auto", choices=["auto", "faiss", "torch", "numpy"],
+                    help="exact kNN back end (auto: faiss when installed, on the GPU with faiss-gpu)")
+    al.add_argument("--approximate-above", type=int, metavar="N",
+                    help="use an IVF index when the largest gallery exceeds N; its recall@k is measured and reported")
     al.add_argument("--queries", type=int, help="fixed-query protocol: this many query pairs (default 1024 with --gallery-sizes)")
     al.add_argument("--gallery-sizes", type=lambda s: [int(v) for v in s.split(",")],
                     help="fixed-query protocol: nested gallery sizes m1,m2,... (each >= queries)")

@@ -16,11 +16,11 @@ def random_features(n, dim, seed):
     return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
 
 
-@pytest.mark.parametrize("backend", ["faiss", "numpy"])
+@pytest.mark.parametrize("backend", ["faiss", "torch", "numpy"])
 @pytest.mark.parametrize("n, dim, k, block", [(50, 8, 1, 4096), (200, 16, 10, 4096), (300, 32, 7, 64)])
 def test_knn_graph_matches_brute_force(backend, n, dim, k, block):
     x = reference.normalise(random_features(n, dim, seed=n), None).astype(np.float32)
-    ids, sims = knn_graph(x, x, k, query_ids=np.arange(n), block_size=block, backend=backend)
+    ids, sims = knn_graph(x, x, k, query_ids=np.arange(n), query_block=block, backend=backend)
     assert [list(row) for row in ids] == reference.neighbours(x.astype(np.float64), k)
     np.testing.assert_allclose(sims, np.take_along_axis(x @ x.T, ids, axis=1), rtol=1e-5, atol=1e-5)
     assert (np.diff(sims, axis=1) <= 1e-6).all(), "neighbours come best first"
@@ -60,7 +60,7 @@ def has_ties(x: np.ndarray) -> bool:
 
 @settings(max_examples=25, deadline=None)
 @given(data=arrays(np.float64, st.tuples(st.integers(12, 40), st.integers(2, 6)),
-                   elements=st.floats(-10, 10, allow_nan=False, allow_subnormal=False).filter(lambda v: abs(v) > 1e-3)),
+                   elements=st.one_of(st.floats(1e-3, 10), st.floats(-10, -1e-3))),  # no zero rows, no filtering
        k=st.integers(1, 5), seed=st.integers(0, 1000))
 def test_mutual_knn_matches_reference_on_arbitrary_inputs(data, k, seed):
     rng = np.random.default_rng(seed)
