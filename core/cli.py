@@ -18,14 +18,15 @@ def _config(args: argparse.Namespace, ks: tuple[int, ...]):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Embed the Tux Paint stamps with both demo models, align them, and store the results."""
+    """Embed a data set (default: the Tux Paint stamps) with two models, align them, store the results."""
     from core import results
     from core.config import cache_dir, results_db_path
-    from core.jobs import DEMO, run_alignment
+    from core.jobs import run_alignment
     from core.progress import TqdmProgress
 
-    run_id = run_alignment(DEMO["dataset"], args.model_a, args.model_b, limit=args.limit, config=_config(args, (1, 10)),
-                           cache=args.cache_dir, force=args.force, progress=TqdmProgress(), device=args.device)
+    run_id = run_alignment(args.dataset, args.model_a, args.model_b, limit=args.limit, config=_config(args, (1, 10)),
+                           cache=args.cache_dir, force=args.force, progress=TqdmProgress(), device=args.device,
+                           dataset_options=_dataset_options(args))
     db = results_db_path(cache_dir(args.cache_dir))
     info = results.run_info(run_id, db)
     print(f"run {run_id}: {info['dataset']}, {info['n']} pairs, {info['model_a']} x {info['model_b']}")
@@ -38,6 +39,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_options(args: argparse.Namespace) -> dict:
+    options = {"source": args.source, "strict": args.strict}
+    if args.images_dir:
+        options["images_dir"] = args.images_dir
+    return options
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed a data set with one model into the feature cache; prints the feature folder."""
     from core.data import load_dataset
@@ -45,11 +53,53 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.features import extract_features
     from core.progress import TqdmProgress
 
-    data = load_dataset(args.dataset, limit=args.limit, cache=args.cache_dir)
-    features = extract_features(data, create_encoder(args.model, device=args.device), args.cache_dir, TqdmProgress())
+    data = load_dataset(args.dataset, limit=args.limit, cache=args.cache_dir, **_dataset_options(args))
+    if args.ray:
+        from core.distributed import extract_features_ray
+
+        features = extract_features_ray(data, args.model, args.cache_dir, dtype=args.dtype, shard_size=args.shard_size,
+                                        actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
+                                        progress=TqdmProgress(unit="shards"))
+    else:
+        features = extract_features(data, create_encoder(args.model, device=args.device), args.cache_dir,
+                                    TqdmProgress(unit="samples"), dtype=args.dtype, shard_size=args.shard_size,
+                                    workers=args.workers)
     dims = ", ".join(f"{name}:{layer.shape[1]}" for name, layer in zip(features.layer_names, features.layers))
     print(f"{features.n} samples x {len(features.layers)} layers ({dims})")
+    for row, why in features.bad_rows.items():
+        print(f"  row {row} ({data.samples[row].sample_id}) not embedded: {why}")
     print(features.path)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Import reference feature files, export stored features, or list the feature store."""
+    from core.config import cache_dir
+    from core.features import export_features, import_reference, load_feature_set
+
+    root = cache_dir(args.cache_dir) / "features"
+    wanted = {"import": 1, "export": 2, "list": 0}[args.action]
+    if len(args.targets) != wanted:
+        raise ValueError(f"features {args.action} takes {wanted} argument(s): "
+                         + {"import": "FILE.pt", "export": "FINGERPRINT_PREFIX OUT.npy|OUT.parquet", "list": "none"}[args.action])
+    if args.action == "import":
+        source = args.targets[0]
+        features = import_reference(source, args.name or Path(source).stem, args.modality, args.cache_dir)
+        print(f"{features.n} samples x {len(features.layers)} layers -> {features.path}")
+    elif args.action == "export":
+        prefix, out = args.targets
+        matches = [p for p in root.glob(f"{prefix}*") if (p / "manifest.json").exists()]
+        if len(matches) != 1:
+            raise ValueError(f"{len(matches)} feature sets in {root} start with {prefix!r}; give a longer prefix")
+        print(export_features(load_feature_set(matches[0]), out))
+    else:
+        for folder in sorted(root.glob("*")) if root.exists() else []:
+            if (folder / "manifest.json").exists():
+                m = json.loads((folder / "manifest.json").read_text())
+                print(f"{folder.name[:12]}  {m['model']:<24} {m.get('dataset', m.get('source', '')):<12} n={m['n']} "
+                      f"layers={len(m['layer_names'])} {m.get('dtype', 'float32')}")
+            elif folder.name.endswith(".partial"):
+                print(f"{folder.name[:12]}  (incomplete: resumes on the next embed)")
     return 0
 
 
@@ -199,7 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated subset sizes; the full set is always added")
         p.add_argument("--no-clamp", action="store_true", help="skip the 0.95-quantile outlier clamp")
 
+    def dataset_options(p, default="tuxpaint"):
+        p.add_argument("--dataset", default=default, help="tuxpaint, openclipart, manifest, image_folder, coco, webdataset")
+        p.add_argument("--source", help="the data: a manifest (.jsonl/.csv/.parquet), an image folder, COCO captions JSON, "
+                       "tar shards (glob or {000..009}); default: the Debian package for tuxpaint/openclipart")
+        p.add_argument("--images-dir", help="coco: the folder of the images (default: beside the JSON)")
+        p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
+
     demo = add("demo", cmd_demo)
+    dataset_options(demo)
     demo.add_argument("--limit", type=int, help="use at most this many stamps (spread over all categories)")
     demo.add_argument("--model-a", default="efficientnet_lite0")
     demo.add_argument("--model-b", default="minilm_l6")
@@ -207,9 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_options(demo)
 
     embed = add("embed", cmd_embed)
-    embed.add_argument("--dataset", default="tuxpaint")
+    dataset_options(embed)
     embed.add_argument("--model", required=True)
     embed.add_argument("--limit", type=int)
+    embed.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="storage type of the features")
+    embed.add_argument("--shard-size", type=int, help="rows per shard; a killed job resumes after the last complete one")
+    embed.add_argument("--workers", type=int, default=1, help="processes decoding images ahead of the model (0: none)")
+    embed.add_argument("--ray", action="store_true", help="run the shards on a Ray actor pool (local Ray unless --address)")
+    embed.add_argument("--actors", type=int, default=1, help="with --ray: encoder actors")
+    embed.add_argument("--gpus-per-actor", type=float, default=0, help="with --ray: GPUs per actor (the encoder runs on CUDA)")
+    embed.add_argument("--address", help="with --ray: a running cluster (auto, ray://host:port)")
 
     al = add("align", cmd_align)
     al.add_argument("features_a", metavar="A.npy")
@@ -232,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--gallery-sizes", type=lambda s: [int(v) for v in s.split(",")],
                     help="fixed-query protocol: nested gallery sizes m1,m2,... (each >= queries)")
     analysis_options(al)
+
+    feats = add("features", cmd_features)
+    feats.add_argument("action", choices=["list", "import", "export"])
+    feats.add_argument("targets", nargs="*", metavar="ARG",
+                       help="import FILE.pt | export FINGERPRINT_PREFIX OUT.npy|OUT.parquet")
+    feats.add_argument("--name", help="import: the model name to store")
+    feats.add_argument("--modality", default="image", help="import: image, text, audio or video")
 
     add("runs", cmd_runs)
     add("list", cmd_list)

@@ -1,31 +1,41 @@
 """Feature store: per-layer feature arrays on disk, keyed by a fingerprint of (data, model, preprocessing).
 
-Layout: `<cache>/features/<fingerprint>/layer_XX.npy` (float32 [n, dim_l], memory-mappable) and
-`manifest.json`. A set is written under a temporary name and renamed when complete, so a crash
-never leaves a half-written set that a later run would trust.
+Layout of a finished set: `<cache>/features/<fingerprint>/layer_XX.npy` ([n, dim_l], float32 or
+float16, memory-mappable) and `manifest.json`. While a job runs, rows are appended to
+`<fingerprint>.partial/` in fixed-size shards, each written under a temporary name and renamed
+when complete; a job killed at any point (kill -9 included) resumes after the last complete shard,
+so no row is lost, duplicated or misaligned. When every shard is there, they are joined into one
+file per layer and the folder is renamed into place.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.config import cache_dir
 from core.data import PairedDataset, load_rgb
+from core.data.images import ImageError
 from core.encoders import Encoder
-from core.progress import ProgressFn, track
+from core.progress import ProgressFn
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DTYPES = ("float32", "float16")
 
 
 @dataclass
 class FeatureSet:
-    """Per-layer features of one model on one data set; `layers[l]` is [n, dim_l]."""
+    """Per-layer features of one model on one data set; `layers[l]` is [n, dim_l].
+
+    `bad_rows` maps a row to the reason its sample could not be embedded (its features are NaN);
+    the pairing of rows is never changed, so callers drop bad rows from both sides together.
+    """
 
     fingerprint: str
     model: str
@@ -33,65 +43,300 @@ class FeatureSet:
     layer_names: list[str]
     layers: list[np.ndarray]
     path: Path | None = None
+    bad_rows: dict[int, str] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return self.layers[0].shape[0]
 
+    def subset(self, rows: np.ndarray) -> "FeatureSet":
+        """The same features restricted to `rows` (in memory)."""
+        return FeatureSet(self.fingerprint, self.model, self.modality, self.layer_names,
+                          [np.asarray(layer[rows]) for layer in self.layers], self.path)
 
-def feature_fingerprint(dataset: PairedDataset, encoder: Encoder) -> str:
-    blob = json.dumps([FORMAT_VERSION, dataset.fingerprint(), encoder.fingerprint()])
+
+def feature_fingerprint(dataset: PairedDataset, encoder: Encoder, dtype: str = "float32") -> str:
+    blob = json.dumps([FORMAT_VERSION, dataset.fingerprint(), encoder.fingerprint(), dtype])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def load_feature_set(path: Path, mmap: bool = True) -> FeatureSet:
     manifest = json.loads((path / "manifest.json").read_text())
     layers = [np.load(path / f"layer_{i:02d}.npy", mmap_mode="r" if mmap else None) for i in range(len(manifest["layer_names"]))]
-    return FeatureSet(manifest["fingerprint"], manifest["model"], manifest["modality"], manifest["layer_names"], layers, path)
+    bad = {int(row): reason for row, reason in manifest.get("bad_rows", {}).items()}
+    return FeatureSet(manifest["fingerprint"], manifest["model"], manifest["modality"], manifest["layer_names"], layers, path, bad)
 
 
-def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None = None,
-                     progress: ProgressFn | None = None) -> FeatureSet:
-    """Embed every sample of `dataset` with `encoder`, or return the cached result.
+def _inputs(dataset: PairedDataset, encoder: Encoder, rows: list[int]):
+    """The encoder's inputs for `rows`: image paths (decoded later) or caption strings."""
+    if encoder.modality == "image":
+        return [dataset.samples[i].image_path for i in rows]
+    return [dataset.samples[i].caption for i in rows]
 
-    Images are decoded here (composited on white), captions passed as strings.
+
+class _ImageBatches:
+    """Decodes a batch of image paths (in a DataLoader worker); a failed decode becomes its reason."""
+
+    def __init__(self, paths: list, batch_size: int) -> None:
+        self.paths, self.batch_size = paths, batch_size
+
+    def __len__(self) -> int:
+        return (len(self.paths) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, index: int) -> list:
+        decoded = []
+        for path in self.paths[index * self.batch_size:(index + 1) * self.batch_size]:
+            try:
+                decoded.append(load_rgb(path))
+            except ImageError as exc:
+                decoded.append(str(exc))
+        return decoded
+
+
+def _batches(items: list, encoder: Encoder, workers: int):
+    """Yield input batches of `items` in order; images are decoded by `workers` processes ahead of the model."""
+    if encoder.modality != "image":
+        for start in range(0, len(items), encoder.batch_size):
+            yield items[start:start + encoder.batch_size]
+        return
+    batches = _ImageBatches(items, encoder.batch_size)
+    if workers <= 0:
+        yield from (batches[i] for i in range(len(batches)))
+        return
+    from torch.utils.data import DataLoader
+
+    # each item is already a whole batch; workers decode upcoming batches while the model runs
+    yield from DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=2, persistent_workers=False)
+
+
+def _embed_rows(dataset: PairedDataset, encoder: Encoder, rows: range, workers: int, dtype: str,
+                on_batch) -> tuple[list[np.ndarray], dict[int, str]]:
+    """Features of `rows` ([len(rows), dim_l] per layer; NaN for samples that failed) and the failures' reasons.
+
+    Many-to-many data: each distinct image (or text) among the rows is embedded once and gathered.
     """
-    fingerprint = feature_fingerprint(dataset, encoder)
+    keys = [dataset.samples[i].image_key if encoder.modality == "image" else dataset.samples[i].text_key for i in rows]
+    first_of: dict[str, int] = {}
+    for offset, key in enumerate(keys):
+        first_of.setdefault(key, offset)
+    distinct = list(first_of.values())  # offsets (into rows) of the items to embed
+    results: list[tuple[int, list[int], list[np.ndarray] | None]] = []  # (first item, good offsets, outputs)
+    failed: dict[int, str] = {}  # item index -> reason
+    item = 0
+    for batch in _batches(_inputs(dataset, encoder, [rows[o] for o in distinct]), encoder, workers):
+        good = [i for i, entry in enumerate(batch) if not (encoder.modality == "image" and isinstance(entry, str))]
+        failed.update({item + i: batch[i] for i in range(len(batch)) if i not in good})
+        results.append((item, good, encoder.encode([batch[i] for i in good]) if good else None))
+        item += len(batch)
+        on_batch(len(batch))
+    on_batch(len(rows) - len(distinct))  # repeated items count as done
+    dims = next(([out.shape[1] for out in outputs] for _, _, outputs in results if outputs is not None), None)
+    if dims is None:
+        raise ValueError(f"{encoder.name}: no sample in rows {rows.start}-{rows.stop - 1} could be embedded; "
+                         f"first failure: {next(iter(failed.values()), 'unknown')}")
+    per_item = [np.full((len(distinct), dim), np.nan, dtype=np.float32) for dim in dims]
+    for first, good, outputs in results:
+        if outputs is not None:
+            for layer, out in zip(per_item, outputs):
+                layer[np.asarray(good) + first] = out
+    item_of_key = {key: index for index, key in enumerate(first_of)}
+    gather = np.array([item_of_key[key] for key in keys])
+    bad = {rows[offset]: failed[item_of_key[key]] for offset, key in enumerate(keys) if item_of_key[key] in failed}
+    return [layer[gather].astype(dtype) for layer in per_item], bad
+
+
+@dataclass
+class EmbeddingJob:
+    """One feature set being written: where its shards go and which are still missing.
+
+    In-process and distributed (core.distributed) runs share it: any worker may embed any
+    pending shard; a shard counts once its folder has been renamed into place.
+    """
+
+    dataset: PairedDataset
+    encoder: Encoder
+    fingerprint: str
+    final: Path
+    partial: Path
+    shard_size: int
+    dtype: str
+
+    @property
+    def shards(self) -> range:
+        return range((len(self.dataset) + self.shard_size - 1) // self.shard_size)
+
+    def rows(self, shard: int) -> range:
+        return range(shard * self.shard_size, min((shard + 1) * self.shard_size, len(self.dataset)))
+
+    def is_done(self, shard: int) -> bool:
+        return (self.partial / f"shard_{shard:06d}" / "done.json").exists()
+
+    def pending(self) -> list[int]:
+        return [s for s in self.shards if not self.is_done(s)]
+
+    def embed_shard(self, shard: int, workers: int = 0, on_batch=lambda count: None, encoder: Encoder | None = None) -> None:
+        """Embed one shard's rows and move them into place atomically (a crash leaves only a .tmp folder)."""
+        rows = self.rows(shard)
+        layers, bad = _embed_rows(self.dataset, encoder or self.encoder, rows, workers, self.dtype, on_batch)
+        folder = self.partial / f"shard_{shard:06d}"
+        staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for i, layer in enumerate(layers):
+            np.save(staging / f"layer_{i:02d}.npy", layer)
+        (staging / "done.json").write_text(json.dumps({"rows": [rows.start, rows.stop], "bad_rows": bad}))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    def finish(self) -> FeatureSet:
+        return _finish(self.dataset, self.encoder, self.partial, self.final, self.fingerprint, self.shards, self.dtype)
+
+
+def start_job(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None = None, dtype: str = "float32",
+              shard_size: int | None = None) -> EmbeddingJob | FeatureSet:
+    """The cached FeatureSet if this (data, model, preprocessing, dtype) is done, else the job to run or resume."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    fingerprint = feature_fingerprint(dataset, encoder, dtype)
     final = cache_dir(cache) / "features" / fingerprint
     if (final / "manifest.json").exists():
         return load_feature_set(final)
-    samples = dataset.samples
-    batches = [samples[i:i + encoder.batch_size] for i in range(0, len(samples), encoder.batch_size)]
-    per_layer: list[list[np.ndarray]] = [[] for _ in encoder.layer_names]
+    shard_size = shard_size or max(encoder.batch_size * 32, 1024)
+    shard_size = max(encoder.batch_size, shard_size // encoder.batch_size * encoder.batch_size)
+    partial = final.with_name(final.name + ".partial")
+    meta_path = partial / "meta.json"
+    meta = {"fingerprint": fingerprint, "shard_size": shard_size, "n": len(dataset)}
+    if not meta_path.exists() or json.loads(meta_path.read_text()) != meta:
+        shutil.rmtree(partial, ignore_errors=True)  # a partial set of another shape cannot be resumed
+        partial.mkdir(parents=True)
+        meta_path.write_text(json.dumps(meta))
+    return EmbeddingJob(dataset, encoder, fingerprint, final, partial, shard_size, dtype)
+
+
+def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None = None,
+                     progress: ProgressFn | None = None, dtype: str = "float32", shard_size: int | None = None,
+                     workers: int = 0) -> FeatureSet:
+    """Embed every sample of `dataset` with `encoder`, resuming a killed job, or return the cached set.
+
+    Rows are written in shards of `shard_size` samples (a multiple of the batch size); `workers`
+    processes decode images ahead of the model; features are stored as `dtype`.
+    """
+    job = start_job(dataset, encoder, cache, dtype, shard_size)
+    if isinstance(job, FeatureSet):
+        return job
+    n = len(dataset)
     stage = f"embed {encoder.modality} ({encoder.name})"
-    for batch in track(batches, stage, len(batches), progress):
-        inputs = [load_rgb(s.image_path) for s in batch] if encoder.modality == "image" else [s.caption for s in batch]
-        for store, feats in zip(per_layer, encoder.encode(inputs)):
-            store.append(np.asarray(feats, dtype=np.float32))
-    layers = [np.concatenate(chunks) for chunks in per_layer]
-    for name, layer in zip(encoder.layer_names, layers):
-        bad = ~np.isfinite(layer).all(axis=1)
-        if bad.any():
-            first = samples[int(np.flatnonzero(bad)[0])].sample_id
-            raise ValueError(f"{encoder.name} layer {name}: non-finite features for {int(bad.sum())} samples (first: {first})")
-    staging = final.with_name(final.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for i, layer in enumerate(layers):
-        np.save(staging / f"layer_{i:02d}.npy", layer)
+    embedded = n - sum(len(job.rows(s)) for s in job.pending())
+    if progress is not None:
+        progress(stage, embedded, n)
+
+    def advance(count: int) -> None:
+        nonlocal embedded
+        embedded += count
+        if progress is not None:
+            progress(stage, embedded, n)
+
+    for shard in job.pending():
+        job.embed_shard(shard, workers, advance)
+    return job.finish()
+
+
+def _finish(dataset, encoder, partial: Path, final: Path, fingerprint: str, shards: range, dtype: str) -> FeatureSet:
+    """Join the shards into one memory-mappable file per layer, check them, and move the set into place."""
+    first = partial / f"shard_{0:06d}"
+    n_layers = len(list(first.glob("layer_*.npy")))
+    dims = [np.load(first / f"layer_{i:02d}.npy", mmap_mode="r").shape[1] for i in range(n_layers)]
+    n = len(dataset)
+    bad: dict[int, str] = {}
+    for i, dim in enumerate(dims):
+        out = np.lib.format.open_memmap(partial / f"layer_{i:02d}.npy", mode="w+", dtype=dtype, shape=(n, dim))
+        for shard in shards:
+            folder = partial / f"shard_{shard:06d}"
+            start, stop = json.loads((folder / "done.json").read_text())["rows"]
+            out[start:stop] = np.load(folder / f"layer_{i:02d}.npy")
+        out.flush()
+        del out
+    for shard in shards:
+        bad.update({int(r): why for r, why in json.loads((partial / f"shard_{shard:06d}" / "done.json").read_text())["bad_rows"].items()})
+    for i, name in enumerate(encoder.layer_names):
+        layer = np.load(partial / f"layer_{i:02d}.npy", mmap_mode="r")
+        for start in range(0, n, 65536):
+            block = np.asarray(layer[start:start + 65536])
+            bad_block = ~np.isfinite(block).all(axis=1)
+            unexplained = [start + int(r) for r in np.flatnonzero(bad_block) if start + int(r) not in bad]
+            if unexplained:
+                raise ValueError(f"{encoder.name} layer {name}: non-finite features for {len(unexplained)} samples "
+                                 f"(first: {dataset.samples[unexplained[0]].sample_id})")
     manifest = {
-        "fingerprint": fingerprint,
-        "format_version": FORMAT_VERSION,
-        "model": encoder.name,
-        "modality": encoder.modality,
-        "layer_names": encoder.layer_names,
-        "dims": [int(layer.shape[1]) for layer in layers],
-        "n": len(samples),
-        "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint(),
-        "encoder_config": json.loads(json.dumps(encoder.config(), default=str)),
+        "fingerprint": fingerprint, "format_version": FORMAT_VERSION, "model": encoder.name, "modality": encoder.modality,
+        "layer_names": list(encoder.layer_names), "dims": dims, "dtype": dtype, "n": n, "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint(), "encoder_config": json.loads(json.dumps(encoder.config(), default=str)),
+        "bad_rows": {str(r): why for r, why in sorted(bad.items())},
     }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    for shard in shards:
+        shutil.rmtree(partial / f"shard_{shard:06d}")
+    (partial / "meta.json").unlink()
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    partial.rename(final)
     return load_feature_set(final)
+
+
+def import_reference(path: str | Path, name: str, modality: str, cache: str | Path | None = None) -> FeatureSet:
+    """Bring a reference-code feature file (a torch file holding `feats` [n, layers, dim]) into the store.
+
+    Loaded with weights_only=True (no code runs); keyed by the file's content hash.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise ValueError(f"{path}: not a readable torch file ({exc.__class__.__name__}: {exc})") from exc
+    feats = payload.get("feats") if isinstance(payload, dict) else None
+    if feats is None or getattr(feats, "ndim", 0) != 3:
+        raise ValueError(f"{path}: expected a dict with 'feats' of shape [n, layers, dim], got "
+                         f"{type(payload).__name__}{'' if feats is None else ' with feats ' + str(tuple(feats.shape))}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps([FORMAT_VERSION, "reference", digest, name]).encode()).hexdigest()
+    final = cache_dir(cache) / "features" / fingerprint
+    if not (final / "manifest.json").exists():
+        array = feats.float().numpy()
+        staging = final.with_name(final.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for i in range(array.shape[1]):
+            np.save(staging / f"layer_{i:02d}.npy", np.ascontiguousarray(array[:, i]))
+        manifest = {"fingerprint": fingerprint, "format_version": FORMAT_VERSION, "model": name, "modality": modality,
+                    "layer_names": [f"layer{i}" for i in range(array.shape[1])], "dims": [array.shape[2]] * array.shape[1],
+                    "dtype": "float32", "n": array.shape[0], "source": str(path), "source_sha256": digest, "bad_rows": {}}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    return load_feature_set(final)
+
+
+def export_features(features: FeatureSet, out: str | Path) -> Path:
+    """Write a feature set to `.npy` ([n, layers, dim] when every layer has one width, else one
+    `<stem>.layerXX.npy` per layer) or `.parquet` (a `row` column and one list column per layer)."""
+    out = Path(out)
+    if out.suffix == ".npy":
+        dims = {layer.shape[1] for layer in features.layers}
+        if len(dims) == 1:
+            np.save(out, np.stack([np.asarray(layer) for layer in features.layers], axis=1))
+        else:
+            for i, layer in enumerate(features.layers):
+                np.save(out.with_name(f"{out.stem}.layer{i:02d}.npy"), np.asarray(layer))
+        return out
+    if out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {"row": pa.array(np.arange(features.n))}
+        for name, layer in zip(features.layer_names, features.layers):
+            values = np.asarray(layer)
+            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
+        pq.write_table(pa.table(columns), out)
+        return out
+    raise ValueError(f"{out}: export to .npy or .parquet")

@@ -15,29 +15,42 @@ import pandas as pd
 
 from core.alignment import AlignmentConfig, align
 from core.config import cache_dir, results_db_path
-from core.data import load_dataset, thumbnail
+from core.data import PairedDataset, Skipped, load_dataset, thumbnail
 from core.encoders import create_encoder
-from core.features import extract_features
+from core.features import FeatureSet, extract_features
 from core.progress import ProgressFn, track
 from core import results
 
 DEMO = {"dataset": "tuxpaint", "model_a": "efficientnet_lite0", "model_b": "minilm_l6"}
 
 
+def drop_unembedded(data: PairedDataset, features: list[FeatureSet]) -> tuple[PairedDataset, list[FeatureSet]]:
+    """Drop the pairs that either model could not embed (from the data and every feature set alike), as skipped."""
+    bad = {row: why for fs in features for row, why in fs.bad_rows.items()}
+    if not bad:
+        return data, features
+    keep = np.array([i for i in range(len(data)) if i not in bad])
+    skipped = [Skipped(data.samples[i].sample_id, str(data.samples[i].image_path), why) for i, why in sorted(bad.items())]
+    kept = PairedDataset(data.name, data.root, [data.samples[i] for i in keep], [*data.skipped, *skipped])
+    return kept, [fs.subset(keep) for fs in features]
+
+
 def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"], model_b: str = DEMO["model_b"],
                   limit: int | None = None, config: AlignmentConfig = AlignmentConfig(), cache: Path | None = None,
-                  force: bool = False, progress: ProgressFn | None = None, device: str = "cpu") -> str:
+                  force: bool = False, progress: ProgressFn | None = None, device: str = "cpu",
+                  dataset_options: dict | None = None) -> str:
     """Embed `dataset` with both models, align them, store everything; returns the run id.
 
     Nothing is recomputed that is cached under the same fingerprints (features, run), unless `force`.
     """
     cache = cache_dir(cache)
     db = results_db_path(cache)
-    data = load_dataset(dataset, limit=limit, cache=cache)
+    data = load_dataset(dataset, limit=limit, cache=cache, **(dataset_options or {}))
     features = [extract_features(data, create_encoder(name, device=device), cache, progress) for name in (model_a, model_b)]
     run_id = hashlib.sha256(json.dumps([f.fingerprint for f in features] + [config.fingerprint()]).encode()).hexdigest()[:16]
     if not force and results.has_run(run_id, db):
         return run_id
+    data, features = drop_unembedded(data, features)
     thumbs_dir = cache / "thumbs"
     thumbs = [str(thumbnail(s.image_path, thumbs_dir / s.image_sha256[:2], s.image_sha256))
               for s in track(data.samples, "thumbnails", len(data), progress)]

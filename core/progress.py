@@ -34,7 +34,7 @@ class TqdmProgress:
 
         bar = self._bars.get(stage)
         if bar is None:
-            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit=self._unit, dynamic_ncols=True)
+            bar = self._bars[stage] = tqdm(total=total, initial=done, desc=stage, unit=self._unit, dynamic_ncols=True)
         bar.total = total
         bar.update(done - bar.n)
         if done >= total:

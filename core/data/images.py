@@ -7,6 +7,11 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 THUMB_SIZE = 160
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # what folder and tar loaders take as images
+
+
+# a huge image (DecompressionBombError) is as unusable as a broken one
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError)
 
 
 class ImageError(ValueError):
@@ -23,7 +28,7 @@ def load_rgb(path: str | Path) -> Image.Image:
                 canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(canvas, rgba).convert("RGB")
             return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"{path}: cannot decode image ({exc}); remove or replace the file") from exc
 
 
@@ -32,7 +37,7 @@ def check_image(path: str | Path) -> str | None:
     try:
         with Image.open(path) as im:
             im.verify()
-    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         return f"unreadable image ({exc.__class__.__name__}: {exc})"
     return None
 

