@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     data = load_tuxpaint(limit=args.samples)
     rows = []
-    for name, workers in (("efficientnet_lite0", 1), ("minilm_l6", 0)):
+    for name, workers in (("efficientnet_lite0", 0), ("efficientnet_lite0", 1), ("minilm_l6", 0)):
         encoder = create_encoder(name)
         encoder.encode([load_rgb(data.samples[0].image_path)] if encoder.modality == "image" else ["warm up"])
         slow, fast = naive(data, encoder), pipeline(data, encoder, workers)
