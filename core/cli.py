@@ -211,6 +211,21 @@ def _align_query_sweep(args: argparse.Namespace, sets, multi_layer: bool) -> int
     return 0
 
 
+def cmd_lm_quality(args: argparse.Namespace) -> int:
+    """Language-model quality: bits per byte on a corpus you give, stored with the model (alignment can be plotted against it)."""
+    from core import results
+    from core.config import cache_dir, results_db_path
+    from core.jobs import measure_lm_quality
+
+    if args.model:
+        row = measure_lm_quality(args.model, args.corpus, args.cache_dir, args.max_length, args.stride, args.device)
+        print(f"{row['model']}: {row['bits_per_byte']:.4f} bits per byte on {row['corpus']} ({row['corpus_bytes']:,} bytes)")
+    else:
+        table = results.model_quality(results_db_path(cache_dir(args.cache_dir)))
+        print(table[["model", "corpus", "bits_per_byte", "corpus_bytes"]].to_string(index=False) if len(table) else "no measurements")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List the runs in the result store."""
     from core import results
@@ -304,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="import FILE.pt | export FINGERPRINT_PREFIX OUT.npy|OUT.parquet")
     feats.add_argument("--name", help="import: the model name to store")
     feats.add_argument("--modality", default="image", help="import: image, text, audio or video")
+
+    quality = add("lm-quality", cmd_lm_quality)
+    quality.add_argument("--model", help="a causal LM (preset name, hf:<folder or hub id>); omit to list the stored measurements")
+    quality.add_argument("--corpus", help="a text file, or .jsonl with a 'text' field per line")
+    quality.add_argument("--max-length", type=int, default=1024)
+    quality.add_argument("--stride", type=int, default=512)
 
     add("runs", cmd_runs)
     add("list", cmd_list)

@@ -83,3 +83,23 @@ def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"]
            "config": {**asdict(config), "limit": limit}}
     results.write_run(run, tables, db)
     return run_id
+
+
+def measure_lm_quality(model: str, corpus: str | Path, cache: Path | None = None, max_length: int = 1024,
+                       stride: int = 512, device: str = "cpu") -> dict:
+    """Bits per byte of causal LM `model` on `corpus` (a text or .jsonl file), stored with the model; returns the row."""
+
+    from core.encoders.lm_quality import bits_per_byte, read_corpus
+
+    corpus = Path(corpus)
+    if not corpus.is_file():
+        raise FileNotFoundError(f"{corpus}: corpus not found (a text file, or .jsonl with a 'text' field per line)")
+    encoder = create_encoder(model, device=device, **({"modality": "text"} if model.startswith("hf:") else {}))
+    documents = read_corpus(corpus)
+    row = {"model": model, "model_fingerprint": encoder.fingerprint(), "corpus": str(corpus),
+           "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
+           "corpus_bytes": sum(len(d.encode("utf-8")) for d in documents),
+           "bits_per_byte": bits_per_byte(encoder, documents, max_length=max_length, stride=stride),
+           "max_length": max_length, "stride": stride}
+    results.write_model_quality(row, results_db_path(cache_dir(cache)))
+    return row

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS curve (run_id VARCHAR, k INTEGER, gallery_size INTEGE
 CREATE TABLE IF NOT EXISTS sample_scores (run_id VARCHAR, k INTEGER, idx INTEGER, overlap DOUBLE);
 CREATE TABLE IF NOT EXISTS neighbours (run_id VARCHAR, side VARCHAR, layer INTEGER, idx INTEGER, rank INTEGER,
     neighbour INTEGER, similarity REAL);
+CREATE TABLE IF NOT EXISTS model_quality (model VARCHAR, model_fingerprint VARCHAR, corpus VARCHAR,
+    corpus_sha256 VARCHAR, corpus_bytes BIGINT, bits_per_byte DOUBLE, max_length INTEGER, stride INTEGER,
+    created_at TIMESTAMP);
 """
 RUN_TABLES = ["layers", "samples", "skipped", "layer_scores", "best_pairs", "curve", "sample_scores", "neighbours", "runs"]
 
@@ -78,6 +81,24 @@ def write_run(run: dict, tables: dict[str, pd.DataFrame], path: Path | None = No
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def write_model_quality(row: dict, path: Path | None = None) -> None:
+    """Store one language model's bits per byte on one corpus (replacing an earlier measurement of the same pair)."""
+    row = {**row, "created_at": datetime.now(timezone.utc).replace(tzinfo=None)}
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM model_quality WHERE model_fingerprint = ? AND corpus_sha256 = ?",
+                    [row["model_fingerprint"], row["corpus_sha256"]])
+        columns = [c[0] for c in con.execute("SELECT * FROM model_quality LIMIT 0").description]
+        con.execute(f"INSERT INTO model_quality VALUES ({', '.join('?' for _ in columns)})", [row[c] for c in columns])
+        con.execute("COMMIT")
+
+
+def model_quality(path: Path | None = None) -> pd.DataFrame:
+    """Every stored language-model quality measurement (1 - bits per byte is the original paper's axis)."""
+    with connect(path) as con:  # read-write: creates the table in stores made before it existed
+        return con.execute("SELECT * FROM model_quality ORDER BY model, corpus").df()
 
 
 def _query(sql: str, params: list | None = None, path: Path | None = None) -> pd.DataFrame:
