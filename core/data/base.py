@@ -124,6 +124,7 @@ def register_dataset(name: str):
 def available_datasets() -> list[str]:
     # importing a loader module registers it
     import core.data.coco  # noqa: F401
+    import core.data.hf_datasets  # noqa: F401
     import core.data.image_folder  # noqa: F401
     import core.data.manifest  # noqa: F401
     import core.data.openclipart  # noqa: F401
