@@ -43,6 +43,8 @@ def _dataset_options(args: argparse.Namespace) -> dict:
     options = {"source": args.source, "strict": args.strict}
     if args.images_dir:
         options["images_dir"] = args.images_dir
+    if args.revision:
+        options["revision"] = args.revision
     return options
 
 
@@ -265,10 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-clamp", action="store_true", help="skip the 0.95-quantile outlier clamp")
 
     def dataset_options(p, default="tuxpaint"):
-        p.add_argument("--dataset", default=default, help="tuxpaint, openclipart, manifest, image_folder, coco, webdataset")
+        p.add_argument("--dataset", default=default, help="tuxpaint, openclipart, manifest, image_folder, coco, webdataset, hf")
         p.add_argument("--source", help="the data: a manifest (.jsonl/.csv/.parquet), an image folder, COCO captions JSON, "
                        "tar shards (glob or {000..009}); default: the Debian package for tuxpaint/openclipart")
         p.add_argument("--images-dir", help="coco: the folder of the images (default: beside the JSON)")
+        p.add_argument("--revision", help="hf: the dataset revision (e.g. wit_1024 for minhuh/prh)")
         p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
 
     demo = add("demo", cmd_demo)
