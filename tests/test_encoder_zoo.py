@@ -363,7 +363,7 @@ def test_every_model_the_papers_name_is_a_preset_with_its_hub_id():
               ("prh_vision", "prh_language_original", "prh_language_test", "cave2026_language")}
     assert counts == {"prh_vision": 17, "prh_language_original": 12, "prh_language_test": 8, "cave2026_language": 8}
     family_modalities = {"hf_text": {"text"}, "hf_vision": {"image"}, "hf_audio": {"audio"}, "hf_video": {"video"},
-                         "timm_vit": {"image"}, "open_clip": {"image", "text"}}
+                         "timm_vit": {"image"}, "open_clip": {"image", "text"}, "sentence_transformers": {"text"}}
     assert set(family_modalities) == set(FAMILIES)
     for preset in presets.values():
         assert preset["modality"] in family_modalities[preset["family"]]
