@@ -31,7 +31,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     info = results.run_info(run_id, db)
     print(f"run {run_id}: {info['dataset']}, {info['n']} pairs, {info['model_a']} x {info['model_b']}")
     for row in info["skipped"].itertuples():
-        print(f"  skipped {row.count} stamps: {row.reason}")
+        print(f"  skipped {row.count}: {row.reason}")
     for row in results.best_pairs(run_id, db).itertuples():
         la, lb = info["layer_names"]["a"][row.layer_a], info["layer_names"]["b"][row.layer_b]
         print(f"  mutual_knn k={row.k}: {row.score:.3f} at layers ({la}, {lb}); chance {row.k / (info['n'] - 1):.4f}")
@@ -45,13 +45,15 @@ def _dataset_options(args: argparse.Namespace) -> dict:
         options["images_dir"] = args.images_dir
     if args.revision:
         options["revision"] = args.revision
+    if args.media:
+        options["media"] = args.media
     return options
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed a data set with one model into the feature cache; prints the feature folder."""
     from core.data import load_dataset
-    from core.encoders import create_encoder
+    from core.encoders import create_encoder_for, modality_options
     from core.features import extract_features
     from core.progress import TqdmProgress
 
@@ -61,9 +63,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
         features = extract_features_ray(data, args.model, args.cache_dir, dtype=args.dtype, shard_size=args.shard_size,
                                         actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
-                                        progress=TqdmProgress(unit="shards"))
+                                        progress=TqdmProgress(unit="shards"),
+                                        encoder_kwargs=modality_options(args.model, args.modality or data.media))
     else:
-        features = extract_features(data, create_encoder(args.model, device=args.device), args.cache_dir,
+        features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, device=args.device),
+                                    args.cache_dir,
                                     TqdmProgress(unit="samples"), dtype=args.dtype, shard_size=args.shard_size,
                                     workers=args.workers)
     dims = ", ".join(f"{name}:{layer.shape[1]}" for name, layer in zip(features.layer_names, features.layers))
@@ -267,16 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-clamp", action="store_true", help="skip the 0.95-quantile outlier clamp")
 
     def dataset_options(p, default="tuxpaint"):
-        p.add_argument("--dataset", default=default, help="tuxpaint, openclipart, manifest, image_folder, coco, webdataset, hf")
-        p.add_argument("--source", help="the data: a manifest (.jsonl/.csv/.parquet), an image folder, COCO captions JSON, "
-                       "tar shards (glob or {000..009}); default: the Debian package for tuxpaint/openclipart")
+        p.add_argument("--dataset", default=default,
+                       help="tuxpaint, openclipart, manifest, folder (alias image_folder), coco, webdataset, hf")
+        p.add_argument("--source", help="the data: a manifest (.jsonl/.csv/.parquet), a folder with .txt captions, COCO captions "
+                       "JSON, tar shards (glob or {000..009}); default: the Debian package for tuxpaint/openclipart")
+        p.add_argument("--media", choices=["image", "audio", "video"],
+                       help="folder, webdataset, tuxpaint: what is paired with the captions (default image; tuxpaint: "
+                       "image or audio, its sound effects); a manifest says so by its image/audio/video column")
         p.add_argument("--images-dir", help="coco: the folder of the images (default: beside the JSON)")
         p.add_argument("--revision", help="hf: the dataset revision (e.g. wit_1024 for minhuh/prh)")
         p.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
 
     demo = add("demo", cmd_demo)
     dataset_options(demo)
-    demo.add_argument("--limit", type=int, help="use at most this many stamps (spread over all categories)")
+    demo.add_argument("--limit", type=int, help="use at most this many pairs (spread over all categories)")
     demo.add_argument("--model-a", default="efficientnet_lite0")
     demo.add_argument("--model-b", default="minilm_l6")
     demo.add_argument("--force", action="store_true", help="recompute the alignment even if cached")
@@ -285,10 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     embed = add("embed", cmd_embed)
     dataset_options(embed)
     embed.add_argument("--model", required=True)
+    embed.add_argument("--modality", choices=["image", "audio", "video", "text"],
+                       help="for hf: and open_clip: models: what they embed (default: the data set's media; text: the captions)")
     embed.add_argument("--limit", type=int)
     embed.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="storage type of the features")
     embed.add_argument("--shard-size", type=int, help="rows per shard; a killed job resumes after the last complete one")
-    embed.add_argument("--workers", type=int, default=1, help="processes decoding images ahead of the model (0: none)")
+    embed.add_argument("--workers", type=int, default=1, help="processes decoding media files ahead of the model (0: none)")
     embed.add_argument("--ray", action="store_true", help="run the shards on a Ray actor pool (local Ray unless --address)")
     embed.add_argument("--actors", type=int, default=1, help="with --ray: encoder actors")
     embed.add_argument("--gpus-per-actor", type=float, default=0, help="with --ray: GPUs per actor (the encoder runs on CUDA)")

@@ -16,12 +16,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.config import cache_dir
-from core.data import PairedDataset, load_rgb
-from core.data.images import ImageError
+from core.data import PairedDataset
+from core.data.media import MediaError, decode_media
 from core.encoders import Encoder
 from core.progress import ProgressFn
 
@@ -67,55 +68,112 @@ def load_feature_set(path: Path, mmap: bool = True) -> FeatureSet:
     return FeatureSet(manifest["fingerprint"], manifest["model"], manifest["modality"], manifest["layer_names"], layers, path, bad)
 
 
+def check_modality(dataset: PairedDataset, encoder: Encoder) -> None:
+    """A text encoder embeds the captions; any other must embed the data set's kind of media."""
+    if encoder.modality not in ("text", dataset.media):
+        raise ValueError(f"{encoder.name} embeds {encoder.modality}, but data set {dataset.name} pairs captions with "
+                         f"{dataset.media}; pick a text or {dataset.media} model, or a data set of {encoder.modality}")
+
+
+def _is_media(encoder: Encoder) -> bool:
+    return encoder.modality != "text"
+
+
 def _inputs(dataset: PairedDataset, encoder: Encoder, rows: list[int]):
-    """The encoder's inputs for `rows`: image paths (decoded later) or caption strings."""
-    if encoder.modality == "image":
-        return [dataset.samples[i].image_path for i in rows]
+    """The encoder's inputs for `rows`: media paths (decoded later) or caption strings."""
+    if _is_media(encoder):
+        return [dataset.samples[i].media_path for i in rows]
     return [dataset.samples[i].caption for i in rows]
 
 
-class _ImageBatches:
-    """Decodes a batch of image paths (in a DataLoader worker); a failed decode becomes its reason."""
+@dataclass
+class _Batch:
+    """One batch on its way to the model: the encoder's inputs for the items that decoded, and why the others did not.
 
-    def __init__(self, paths: list, batch_size: int) -> None:
-        self.paths, self.batch_size = paths, batch_size
+    `inputs` is either the raw items (for `encoder.encode`) or, when the encoder splits its work,
+    what `encoder.preprocess` made of them (for `encoder.encode_inputs`).
+    """
+
+    size: int
+    good: list[int]
+    failed: dict[int, str]
+    inputs: Any
+    preprocessed: bool = False
+
+    def run(self, encoder: Encoder) -> list[np.ndarray] | None:
+        if not self.good:
+            return None
+        return encoder.encode_inputs(self.inputs) if self.preprocessed else encoder.encode(self.inputs)
+
+
+class _MediaBatches:
+    """Decodes (and, when the encoder splits its work, preprocesses) one batch of media paths; it runs in
+    a DataLoader worker. A file that fails to decode becomes its reason, and the batch goes on without it."""
+
+    def __init__(self, paths: list, encoder: Encoder) -> None:
+        self.paths, self.batch_size, self.media = paths, encoder.batch_size, encoder.modality
+        self.options = encoder.decode_options()
+        self.preprocess = encoder.preprocess if encoder.splits_preprocessing else None
 
     def __len__(self) -> int:
         return (len(self.paths) + self.batch_size - 1) // self.batch_size
 
-    def __getitem__(self, index: int) -> list:
-        decoded = []
-        for path in self.paths[index * self.batch_size:(index + 1) * self.batch_size]:
+    def __getitem__(self, index: int) -> _Batch:
+        paths = self.paths[index * self.batch_size:(index + 1) * self.batch_size]
+        decoded, good, failed = [], [], {}
+        for offset, path in enumerate(paths):
             try:
-                decoded.append(load_rgb(path))
-            except ImageError as exc:
-                decoded.append(str(exc))
-        return decoded
+                decoded.append(decode_media(path, self.media, **self.options))
+                good.append(offset)
+            except MediaError as exc:
+                failed[offset] = str(exc)
+        if self.preprocess is None or not decoded:
+            return _Batch(len(paths), good, failed, decoded)
+        return _Batch(len(paths), good, failed, self.preprocess(decoded), preprocessed=True)
+
+
+def _worker_init(_: int) -> None:
+    """One intra-op thread per decoding worker: the workers are many, and the cores belong to the model."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _batches(items: list, encoder: Encoder, workers: int):
-    """Yield input batches of `items` in order; images are decoded by `workers` processes ahead of the model."""
-    if encoder.modality != "image":
+    """Yield `_Batch`es of `items` in order; media files are decoded (and preprocessed) by `workers`
+    processes ahead of the model, into pinned memory when the model is on CUDA."""
+    if not _is_media(encoder):
         for start in range(0, len(items), encoder.batch_size):
-            yield items[start:start + encoder.batch_size]
+            chunk = items[start:start + encoder.batch_size]
+            yield _Batch(len(chunk), list(range(len(chunk))), {}, chunk)
         return
-    batches = _ImageBatches(items, encoder.batch_size)
+    batches = _MediaBatches(items, encoder)
     if workers <= 0:
         yield from (batches[i] for i in range(len(batches)))
         return
+    import torch
     from torch.utils.data import DataLoader
 
-    # each item is already a whole batch; workers decode upcoming batches while the model runs
-    yield from DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=2, persistent_workers=False)
+    device = getattr(encoder, "device", None)
+    pin = batches.preprocess is not None and torch.device(device or "cpu").type == "cuda" and torch.cuda.is_available()
+    # each item is already a whole batch; workers prepare upcoming batches while the model runs
+    yield from DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=2, persistent_workers=False,
+                          collate_fn=_as_is, pin_memory=pin, worker_init_fn=_worker_init)
+
+
+def _as_is(batch: _Batch) -> _Batch:
+    """The DataLoader's collate step: keep the batch as it is (the default turns arrays into tensors and
+    tuples into lists)."""
+    return batch
 
 
 def _embed_rows(dataset: PairedDataset, encoder: Encoder, rows: range, workers: int, dtype: str,
                 on_batch) -> tuple[list[np.ndarray], dict[int, str]]:
     """Features of `rows` ([len(rows), dim_l] per layer; NaN for samples that failed) and the failures' reasons.
 
-    Many-to-many data: each distinct image (or text) among the rows is embedded once and gathered.
+    Many-to-many data: each distinct media item (or text) among the rows is embedded once and gathered.
     """
-    keys = [dataset.samples[i].image_key if encoder.modality == "image" else dataset.samples[i].text_key for i in rows]
+    keys = [dataset.samples[i].media_key if _is_media(encoder) else dataset.samples[i].text_key for i in rows]
     first_of: dict[str, int] = {}
     for offset, key in enumerate(keys):
         first_of.setdefault(key, offset)
@@ -124,11 +182,10 @@ def _embed_rows(dataset: PairedDataset, encoder: Encoder, rows: range, workers: 
     failed: dict[int, str] = {}  # item index -> reason
     item = 0
     for batch in _batches(_inputs(dataset, encoder, [rows[o] for o in distinct]), encoder, workers):
-        good = [i for i, entry in enumerate(batch) if not (encoder.modality == "image" and isinstance(entry, str))]
-        failed.update({item + i: batch[i] for i in range(len(batch)) if i not in good})
-        results.append((item, good, encoder.encode([batch[i] for i in good]) if good else None))
-        item += len(batch)
-        on_batch(len(batch))
+        failed.update({item + i: why for i, why in batch.failed.items()})
+        results.append((item, batch.good, batch.run(encoder)))
+        item += batch.size
+        on_batch(batch.size)
     on_batch(len(rows) - len(distinct))  # repeated items count as done
     dims = next(([out.shape[1] for out in outputs] for _, _, outputs in results if outputs is not None), None)
     if dims is None:
@@ -197,6 +254,7 @@ def start_job(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None
     """The cached FeatureSet if this (data, model, preprocessing, dtype) is done, else the job to run or resume."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    check_modality(dataset, encoder)
     fingerprint = feature_fingerprint(dataset, encoder, dtype)
     final = cache_dir(cache) / "features" / fingerprint
     if (final / "manifest.json").exists():
@@ -219,7 +277,7 @@ def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path
     """Embed every sample of `dataset` with `encoder`, resuming a killed job, or return the cached set.
 
     Rows are written in shards of `shard_size` samples (a multiple of the batch size); `workers`
-    processes decode images ahead of the model; features are stored as `dtype`.
+    processes decode media files ahead of the model; features are stored as `dtype`.
     """
     job = start_job(dataset, encoder, cache, dtype, shard_size)
     if isinstance(job, FeatureSet):

@@ -15,8 +15,8 @@ import pandas as pd
 
 from core.alignment import AlignmentConfig, align
 from core.config import cache_dir, results_db_path
-from core.data import PairedDataset, Skipped, load_dataset, thumbnail
-from core.encoders import create_encoder
+from core.data import PairedDataset, Skipped, load_dataset, media_thumbnail
+from core.encoders import create_encoder_for
 from core.features import FeatureSet, extract_features
 from core.progress import ProgressFn, track
 from core import results
@@ -30,9 +30,8 @@ def drop_unembedded(data: PairedDataset, features: list[FeatureSet]) -> tuple[Pa
     if not bad:
         return data, features
     keep = np.array([i for i in range(len(data)) if i not in bad])
-    skipped = [Skipped(data.samples[i].sample_id, str(data.samples[i].image_path), why) for i, why in sorted(bad.items())]
-    kept = PairedDataset(data.name, data.root, [data.samples[i] for i in keep], [*data.skipped, *skipped])
-    return kept, [fs.subset(keep) for fs in features]
+    skipped = [Skipped(data.samples[i].sample_id, str(data.samples[i].media_path), why) for i, why in sorted(bad.items())]
+    return data.subset(keep, skipped), [fs.subset(keep) for fs in features]
 
 
 def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"], model_b: str = DEMO["model_b"],
@@ -41,18 +40,22 @@ def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"]
                   dataset_options: dict | None = None) -> str:
     """Embed `dataset` with both models, align them, store everything; returns the run id.
 
+    Model A embeds the data set's media (images, audio or video), model B the captions; "hf:" and
+    "open_clip:" names take that modality.
+
     Nothing is recomputed that is cached under the same fingerprints (features, run), unless `force`.
     """
     cache = cache_dir(cache)
     db = results_db_path(cache)
     data = load_dataset(dataset, limit=limit, cache=cache, **(dataset_options or {}))
-    features = [extract_features(data, create_encoder(name, device=device), cache, progress) for name in (model_a, model_b)]
+    features = [extract_features(data, create_encoder_for(name, modality, device=device), cache, progress)
+                for name, modality in ((model_a, data.media), (model_b, "text"))]
     run_id = hashlib.sha256(json.dumps([f.fingerprint for f in features] + [config.fingerprint()]).encode()).hexdigest()[:16]
     if not force and results.has_run(run_id, db):
         return run_id
     data, features = drop_unembedded(data, features)
     thumbs_dir = cache / "thumbs"
-    thumbs = [str(thumbnail(s.image_path, thumbs_dir / s.image_sha256[:2], s.image_sha256))
+    thumbs = [str(media_thumbnail(s.media_path, data.media, thumbs_dir / s.media_sha256[:2], s.media_sha256))
               for s in track(data.samples, "thumbnails", len(data), progress)]
     result = align(*features, config=config, progress=progress)
     fa, fb = features
@@ -62,7 +65,7 @@ def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"]
              for side, fs in (("a", fa), ("b", fb)) for i, name in enumerate(fs.layer_names)]),
         "samples": pd.DataFrame({
             "idx": np.arange(len(data)), "sample_id": [s.sample_id for s in data.samples], "caption": data.captions,
-            "category": [s.category for s in data.samples], "image_path": [str(s.image_path) for s in data.samples],
+            "category": [s.category for s in data.samples], "media_path": [str(s.media_path) for s in data.samples],
             "thumb_path": thumbs}),
         "skipped": pd.DataFrame([asdict(s) for s in data.skipped], columns=["sample_id", "path", "reason"]),
         "layer_scores": pd.DataFrame(
@@ -77,7 +80,7 @@ def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"]
         "neighbours": pd.concat([results.neighbour_frame("a", result.neighbours_a),
                                  results.neighbour_frame("b", result.neighbours_b)], ignore_index=True),
     }
-    run = {"run_id": run_id, "dataset": data.name, "dataset_fingerprint": data.fingerprint(),
+    run = {"run_id": run_id, "dataset": data.name, "dataset_fingerprint": data.fingerprint(), "media": data.media,
            "model_a": fa.model, "model_b": fb.model, "modality_a": fa.modality, "modality_b": fb.modality,
            "features_a": fa.fingerprint, "features_b": fb.fingerprint, "n": len(data), "metric": config.metric,
            "config": {**asdict(config), "limit": limit}}
@@ -94,7 +97,7 @@ def measure_lm_quality(model: str, corpus: str | Path, cache: Path | None = None
     corpus = Path(corpus)
     if not corpus.is_file():
         raise FileNotFoundError(f"{corpus}: corpus not found (a text file, or .jsonl with a 'text' field per line)")
-    encoder = create_encoder(model, device=device, **({"modality": "text"} if model.startswith("hf:") else {}))
+    encoder = create_encoder_for(model, "text", device=device)
     documents = read_corpus(corpus)
     row = {"model": model, "model_fingerprint": encoder.fingerprint(), "corpus": str(corpus),
            "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),

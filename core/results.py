@@ -20,12 +20,12 @@ from core.config import results_db_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, dataset VARCHAR, dataset_fingerprint VARCHAR,
+    run_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, dataset VARCHAR, dataset_fingerprint VARCHAR, media VARCHAR,
     model_a VARCHAR, model_b VARCHAR, modality_a VARCHAR, modality_b VARCHAR,
     features_a VARCHAR, features_b VARCHAR, n INTEGER, metric VARCHAR, config JSON);
 CREATE TABLE IF NOT EXISTS layers (run_id VARCHAR, side VARCHAR, layer INTEGER, name VARCHAR, dim INTEGER);
 CREATE TABLE IF NOT EXISTS samples (run_id VARCHAR, idx INTEGER, sample_id VARCHAR, caption VARCHAR,
-    category VARCHAR, image_path VARCHAR, thumb_path VARCHAR);
+    category VARCHAR, media_path VARCHAR, thumb_path VARCHAR);
 CREATE TABLE IF NOT EXISTS skipped (run_id VARCHAR, sample_id VARCHAR, path VARCHAR, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS layer_scores (run_id VARCHAR, k INTEGER, layer_a INTEGER, layer_b INTEGER, score DOUBLE);
 CREATE TABLE IF NOT EXISTS best_pairs (run_id VARCHAR, k INTEGER, layer_a INTEGER, layer_b INTEGER, score DOUBLE);
@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS model_quality (model VARCHAR, model_fingerprint VARCH
     corpus_sha256 VARCHAR, corpus_bytes BIGINT, bits_per_byte DOUBLE, max_length INTEGER, stride INTEGER,
     created_at TIMESTAMP);
 """
+# stores written by earlier versions: (table, column that tells, statement that brings it up to date)
+MIGRATIONS = [
+    ("runs", "media", "ALTER TABLE runs ADD COLUMN media VARCHAR DEFAULT 'image'"),
+    ("samples", "media_path", "ALTER TABLE samples RENAME COLUMN image_path TO media_path"),
+]
 RUN_TABLES = ["layers", "samples", "skipped", "layer_scores", "best_pairs", "curve", "sample_scores", "neighbours", "runs"]
 
 
@@ -51,6 +56,9 @@ def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckd
     try:
         if not read_only:
             con.execute(SCHEMA)
+            for table, column, statement in MIGRATIONS:
+                if column not in [c[0] for c in con.execute(f"SELECT * FROM {table} LIMIT 0").description]:
+                    con.execute(statement)
         yield con
     finally:
         con.close()
@@ -120,7 +128,7 @@ def run_info(run_id: str, path: Path | None = None) -> dict:
     runs = _query("SELECT * FROM runs WHERE run_id = ?", [run_id], path)
     if runs.empty:
         raise KeyError(f"no run {run_id!r} in the result store")
-    info = runs.iloc[0].to_dict()
+    info = {"media": "image", **runs.iloc[0].to_dict()}  # stores from before audio and video: images
     info["config"] = json.loads(info["config"])
     layers = _query("SELECT side, layer, name, dim FROM layers WHERE run_id = ? ORDER BY side, layer", [run_id], path)
     info["layer_names"] = {side: list(group.name) for side, group in layers.groupby("side")}
@@ -141,8 +149,9 @@ def best_pairs(run_id: str, path: Path | None = None) -> pd.DataFrame:
 
 
 def samples(run_id: str, path: Path | None = None) -> pd.DataFrame:
-    """idx, sample_id, caption, category, image_path, thumb_path, and the overlap at each stored k."""
+    """idx, sample_id, caption, category, media_path, thumb_path, and the overlap at each stored k."""
     frame = _query("SELECT * EXCLUDE (run_id) FROM samples WHERE run_id = ? ORDER BY idx", [run_id], path)
+    frame = frame.rename(columns={"image_path": "media_path"})  # a store not yet written by this version
     scores = _query("SELECT k, idx, overlap FROM sample_scores WHERE run_id = ?", [run_id], path)
     wide = scores.pivot(index="idx", columns="k", values="overlap")
     wide.columns = [f"overlap_k{k}" for k in wide.columns]
@@ -154,7 +163,7 @@ def sample_view(run_id: str, idx: int, k: int, layer_pair: tuple[int, int] | Non
     """One sample's k nearest neighbours in each space (at the best layer pair for k unless given).
 
     Returns {"layer_pair", "overlap", "shared": [ids], "a": frame, "b": frame}; each frame holds
-    rank, neighbour, similarity, caption, category, thumb_path and `shared` (in both lists).
+    rank, neighbour, similarity, caption, category, thumb_path, sample_id, media_path and `shared` (in both lists).
     """
     if layer_pair is None:
         best = best_pairs(run_id, path)
@@ -162,7 +171,7 @@ def sample_view(run_id: str, idx: int, k: int, layer_pair: tuple[int, int] | Non
         if row.empty:
             raise KeyError(f"run {run_id} has no results for k={k}; stored: {sorted(best.k)}")
         layer_pair = (int(row.layer_a.iloc[0]), int(row.layer_b.iloc[0]))
-    sql = """SELECT n.rank, n.neighbour, n.similarity, s.caption, s.category, s.thumb_path, s.sample_id
+    sql = """SELECT n.rank, n.neighbour, n.similarity, s.caption, s.category, s.thumb_path, s.sample_id, s.media_path
              FROM neighbours n JOIN samples s ON s.run_id = n.run_id AND s.idx = n.neighbour
              WHERE n.run_id = ? AND n.side = ? AND n.layer = ? AND n.idx = ? AND n.rank < ? ORDER BY n.rank"""
     a = _query(sql, [run_id, "a", layer_pair[0], idx, k], path)

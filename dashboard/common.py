@@ -18,6 +18,13 @@ from core.config import cache_dir, results_db_path
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|$~<>:])")
 
 
+SPACE_NAMES = {"image": "Vision", "audio": "Audio", "video": "Video", "text": "Text"}  # a model's space, by modality
+
+
+def space_name(modality: str) -> str:
+    return SPACE_NAMES.get(modality, str(modality).title())
+
+
 def escape_md(text: str) -> str:
     """Caption text made safe for st.markdown: no formatting, links, LaTeX or HTML from the data."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Install everything the product needs, idempotently: the demo data (Debian), a virtual
-# environment at .venv with the pinned requirements, and with --browser the Chromium that the
-# browser tests drive. Used by the quick start, the test command, CI and the Dockerfile alike.
+# environment at .venv with the pinned requirements, with --browser the Chromium that the
+# browser tests drive, and with --gpu the CUDA extras (faiss-gpu, bitsandbytes) of
+# requirements-gpu.txt. Used by the quick start, the test command, CI and the Dockerfile alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_browser=0
-[ "${1:-}" = "--browser" ] && with_browser=1
+with_gpu=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) with_browser=1 ;;
+    --gpu) with_gpu=1 ;;
+    *) echo "usage: $0 [--browser] [--gpu]" >&2; exit 2 ;;
+  esac
+done
 
 apt_packages=()
 [ -d /usr/share/tuxpaint/stamps ] || apt_packages+=(tuxpaint-stamps-default)
@@ -38,10 +46,20 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+requirements=(requirements.txt)
+[ "$with_gpu" = 1 ] && requirements+=(requirements-gpu.txt)
+wanted=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "==> pip install -r requirements.txt (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
+  if [ "$with_gpu" = 1 ]; then
+    echo "==> GPU extras: faiss-gpu in place of faiss-cpu, bitsandbytes"
+    .venv/bin/python -m pip uninstall -q -y faiss-cpu
+    .venv/bin/python -m pip install -q -r requirements-gpu.txt
+  elif .venv/bin/python -m pip show -q faiss-gpu-cu12 2>/dev/null; then
+    .venv/bin/python -m pip uninstall -q -y faiss-gpu-cu12  # back to the CPU build requirements.txt names
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$(grep '^faiss-cpu' requirements.txt)"
+  fi
   echo "$wanted" > "$stamp"
 fi

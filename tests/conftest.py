@@ -54,3 +54,22 @@ def demo_run(tmp_path_factory) -> tuple[Path, str]:
     cache = tmp_path_factory.mktemp("cache")
     config = AlignmentConfig(draws=3, subset_sizes=(16, 32), bootstrap=200)
     return cache, run_alignment(limit=60, config=config, cache=cache)
+
+
+@pytest.fixture(scope="session")
+def audio_run(tmp_path_factory) -> tuple[Path, str]:
+    """(cache folder, run id) of a text-audio run: 40 real Tux Paint sound effects with their captions,
+    a tiny random Wav2Vec2 against MiniLM (no audio model's weights ship offline)."""
+    import torch
+
+    from core.alignment import AlignmentConfig
+    from core.jobs import run_alignment
+    from tests.tiny_models import save_tiny_wav2vec2
+
+    torch.manual_seed(0)
+    model = save_tiny_wav2vec2(tmp_path_factory.mktemp("wav2vec2_for_run"))
+    cache = tmp_path_factory.mktemp("audio_cache")
+    run_id = run_alignment("tuxpaint", f"hf:{model}", "minilm_l6", limit=40, cache=cache,
+                           config=AlignmentConfig(ks=(1, 5), draws=3, subset_sizes=(16,)),
+                           dataset_options={"media": "audio"})  # an hf: model A embeds the data set's media
+    return cache, run_id

@@ -27,7 +27,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(demo_run):
-    cache, _ = demo_run
+    yield from serve(demo_run[0])
+
+
+@pytest.fixture(scope="module")
+def audio_server(audio_run):
+    yield from serve(audio_run[0])
+
+
+def serve(cache):
+    """`streamlit run app.py` on the result store in `cache`; yields its URL, stops it afterwards."""
     port = free_port()
     env = {**os.environ, CACHE_ENV: str(cache)}
     proc = subprocess.Popen(
@@ -89,3 +98,15 @@ def test_neighbours_page_shows_neighbour_images(server, page, demo_run):
         timeout=30_000)
     assert page.get_by_text(sample.caption).first.is_visible()
     assert f"sample={sample.sample_id}".replace("/", "%2F") in page.url or f"sample={sample.sample_id}" in page.url
+
+
+def test_neighbours_page_plays_sound_effects(audio_server, page):
+    page.goto(f"{audio_server}/neighbours?k=5")
+    page.get_by_text("Audio space").wait_for(timeout=60_000)
+    players = page.locator("audio")
+    players.nth(10).wait_for(state="attached", timeout=30_000)
+    assert players.count() == 11  # the sample and its 5 neighbours in each space
+    # every player has loaded its Ogg file far enough to know how long it is
+    page.wait_for_function("() => [...document.querySelectorAll('audio')].every(a => a.duration > 0)", timeout=30_000)
+    spectrograms = page.locator('[data-testid="stImage"] img')
+    assert spectrograms.count() == 11

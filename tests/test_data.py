@@ -15,7 +15,7 @@ def test_loader_pairs_each_png_with_the_first_line_of_its_txt(few_stamps):
     data = load_tuxpaint(few_stamps)
     assert [s.sample_id for s in data.samples] == sorted(REAL_STAMPS)
     for sample in data.samples:
-        first_line = sample.image_path.with_suffix(".txt").read_text().splitlines()[0].strip()
+        first_line = sample.media_path.with_suffix(".txt").read_text().splitlines()[0].strip()
         assert sample.caption == first_line and sample.caption
         assert sample.category == sample.sample_id.rsplit("/", 1)[0]
     assert "=" not in "".join(data.captions), "translations must not leak into captions"

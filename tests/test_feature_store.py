@@ -86,12 +86,12 @@ def test_an_image_that_fails_to_decode_is_recorded_and_pairs_stay_aligned(few_st
 
     data = load_tuxpaint(few_stamps)
     victim = 2
-    data.samples[victim].image_path.write_bytes(b"\x89PNG\r\n\x1a\n broken after loading")
+    data.samples[victim].media_path.write_bytes(b"\x89PNG\r\n\x1a\n broken after loading")
     vision, text = create_encoder("efficientnet_lite0"), create_encoder("minilm_l6")
     image_features = extract_features(data, vision, tmp_path)
     caption_features = extract_features(data, text, tmp_path)
     assert list(image_features.bad_rows) == [victim]
-    assert data.samples[victim].image_path.name in image_features.bad_rows[victim]
+    assert data.samples[victim].media_path.name in image_features.bad_rows[victim]
     assert np.isnan(image_features.layers[0][victim]).all() and np.isfinite(np.delete(image_features.layers[0], victim, 0)).all()
     kept, (fa, fb) = drop_unembedded(data, [image_features, caption_features])
     assert len(kept) == len(data) - 1 == fa.n == fb.n
@@ -148,17 +148,17 @@ def test_many_to_many_rows_embed_each_distinct_item_once(tmp_path, stamps_root):
     # image 0 with three captions, caption 1 with two images: 6 pairs, 3 distinct images, 4 distinct texts
     pairs = [(s[0], s[0].caption), (s[0], s[1].caption), (s[0], s[2].caption), (s[1], s[1].caption),
              (s[2], s[1].caption), (s[3], s[3].caption)]
-    data = PairedDataset("m2m", base.root, [Sample(f"p{i}", img.image_path, cap, img.category, img.image_sha256)
+    data = PairedDataset("m2m", base.root, [Sample(f"p{i}", img.media_path, cap, img.category, img.media_sha256)
                                             for i, (img, cap) in enumerate(pairs)])
     vision, text = FlakyEncoder(create_encoder("efficientnet_lite0")), FlakyEncoder(create_encoder("minilm_l6"))
     images = extract_features(data, vision, tmp_path)
     captions = extract_features(data, text, tmp_path)
     assert images.n == captions.n == 6
     assert vision.items == 4 and text.items == 4, "each distinct image and caption is embedded once"
-    image_index, text_index = data.pair_index()
+    media_index, text_index = data.pair_index()
     for layer in images.layers:  # rows sharing an image share its features
         for i in range(6):
-            np.testing.assert_array_equal(layer[i], layer[list(image_index).index(image_index[i])])
+            np.testing.assert_array_equal(layer[i], layer[list(media_index).index(media_index[i])])
     np.testing.assert_allclose(captions.layers[-1][4], text.inner.encode([s[1].caption])[-1][0], atol=1e-4)
-    direct = vision.inner.encode([load_rgb(s[3].image_path)])
+    direct = vision.inner.encode([load_rgb(s[3].media_path)])
     np.testing.assert_allclose(images.layers[-1][5], direct[-1][0], atol=1e-4)

@@ -60,15 +60,15 @@ def test_saved_dataset_gives_one_pair_per_caption_with_images_written_once_as_pn
     assert [s.sample_id for s in data.samples] == ["0#0", "0#1", "1", "3"]
     assert data.captions == ["A green frog.", "A frog on a leaf.", "A tiger.", "A red fire truck."]
     assert reasons(data) == {"2": "empty caption"}
-    paths = {s.image_path for s in data.samples}
+    paths = {s.media_path for s in data.samples}
     assert len(paths) == 3 and all(p.suffix == ".png" and p.parent.parent == cache / "hf" for p in paths)
-    assert load_rgb(data.samples[0].image_path).size == load_rgb(data.samples[1].image_path).size
-    image_index, text_index = data.pair_index()
-    assert image_index.tolist() == [0, 0, 1, 2] and text_index.tolist() == [0, 1, 2, 3]
+    assert load_rgb(data.samples[0].media_path).size == load_rgb(data.samples[1].media_path).size
+    media_index, text_index = data.pair_index()
+    assert media_index.tolist() == [0, 0, 1, 2] and text_index.tolist() == [0, 1, 2, 3]
     # a second load reads the PNGs already written, and yields the same pairs
-    stamp = data.samples[0].image_path.stat().st_mtime_ns
+    stamp = data.samples[0].media_path.stat().st_mtime_ns
     again = load_dataset("hf", source=str(saved_dataset), cache=cache)
-    assert again.fingerprint() == data.fingerprint() and data.samples[0].image_path.stat().st_mtime_ns == stamp
+    assert again.fingerprint() == data.fingerprint() and data.samples[0].media_path.stat().st_mtime_ns == stamp
 
 
 def test_limit_writes_only_the_images_it_keeps(saved_dataset, tmp_path):
@@ -76,7 +76,7 @@ def test_limit_writes_only_the_images_it_keeps(saved_dataset, tmp_path):
     data = load_dataset("hf", source=str(saved_dataset), cache=cache, limit=2)
     assert len(data) == 2
     written = list((cache / "hf").rglob("*.png"))
-    assert sorted(written) == sorted({s.image_path for s in data.samples})
+    assert sorted(written) == sorted({s.media_path for s in data.samples})
 
 
 def test_streaming_stops_at_limit(saved_dataset, tmp_path):
@@ -115,7 +115,7 @@ def test_parquet_files_with_bytes_paths_and_a_corrupt_image(tmp_path, stamp_imag
     data = load_dataset("hf", source=str(folder / "pairs.parquet"), image_column="picture",
                         caption_column="caption", cache=tmp_path / "cache")
     assert data.captions == ["A green frog.", "A tiger."]
-    assert data.samples[1].image_path == folder / "tiger.png"
+    assert data.samples[1].media_path == folder / "tiger.png"
     assert list(reasons(data)) == ["2"] and reasons(data)["2"].startswith("cannot decode image")
 
 

@@ -41,7 +41,7 @@ def test_sample_view_lists_neighbours_and_shared_ones(demo_run):
 
 
 def small_run(run_id="r1"):
-    run = {"run_id": run_id, "dataset": "toy", "dataset_fingerprint": "d", "model_a": "A", "model_b": "B",
+    run = {"run_id": run_id, "dataset": "toy", "dataset_fingerprint": "d", "media": "image", "model_a": "A", "model_b": "B",
            "modality_a": "image", "modality_b": "text", "features_a": "fa", "features_b": "fb", "n": 3,
            "metric": "mutual_knn", "config": {"ks": [1]}}
     tables = {"curve": pd.DataFrame([{"k": 1, "gallery_size": 3, "score": 0.5, "ci_low": 0.4, "ci_high": 0.6, "chance": 0.5,

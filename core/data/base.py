@@ -12,28 +12,30 @@ from typing import Callable
 
 import numpy as np
 
+MEDIA = ("image", "audio", "video")  # what the non-text side of a pair can be
 
 @dataclass(frozen=True)
 class Sample:
-    """One image-caption pair. `sample_id` is stable across runs (a relative path, a row id).
+    """One pair of a media file (image, audio clip or video; the data set's `media`) and a caption.
 
-    `image_key` and `text_key` name the unique image and text behind the pair (default: the
-    image's sha256 and the caption itself), so several captions of one image, or one caption of
-    several images, share a key. `label` is the image's class where the data set has one.
+    `sample_id` is stable across runs (a relative path, a row id). `media_key` and `text_key` name
+    the unique media item and text behind the pair (default: the file's sha256 and the caption
+    itself), so several captions of one image, or one caption of several images, share a key.
+    `label` is the item's class where the data set has one.
     """
 
     sample_id: str
-    image_path: Path
+    media_path: Path
     caption: str
     category: str
-    image_sha256: str
-    image_key: str = ""
+    media_sha256: str
+    media_key: str = ""
     text_key: str = ""
     label: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.image_key:
-            object.__setattr__(self, "image_key", self.image_sha256)
+        if not self.media_key:
+            object.__setattr__(self, "media_key", self.media_sha256)
         if not self.text_key:
             object.__setattr__(self, "text_key", self.caption)
 
@@ -49,16 +51,26 @@ class Skipped:
 
 @dataclass
 class PairedDataset:
-    """Rows are paired: `samples[i]` holds image i and caption i.
+    """Rows are paired: `samples[i]` holds media item i (an image, audio clip or video, as `media`
+    says) and caption i.
 
-    Many-to-many data repeats keys: `unique_images()`, `unique_texts()` and `pair_index()` let a
-    stage embed each distinct image and text once, then gather the rows.
+    Many-to-many data repeats keys: `unique_media()`, `unique_texts()` and `pair_index()` let a
+    stage embed each distinct item and text once, then gather the rows.
     """
 
     name: str
     root: Path
     samples: list[Sample]
     skipped: list[Skipped] = field(default_factory=list)
+    media: str = "image"
+
+    def __post_init__(self) -> None:
+        if self.media not in MEDIA:
+            raise ValueError(f"{self.name}: media must be one of {list(MEDIA)}, got {self.media!r}")
+
+    def subset(self, rows, skipped: list[Skipped] = ()) -> "PairedDataset":
+        """The pairs at `rows`, in that order; `skipped` are added to the list of skipped candidates."""
+        return PairedDataset(self.name, self.root, [self.samples[i] for i in rows], [*self.skipped, *skipped], self.media)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -67,9 +79,9 @@ class PairedDataset:
     def captions(self) -> list[str]:
         return [s.caption for s in self.samples]
 
-    def unique_images(self) -> list[Sample]:
-        """The first pair of each distinct image (`image_key`), in order of first appearance: [n_images]."""
-        firsts, _ = first_occurrences([s.image_key for s in self.samples])
+    def unique_media(self) -> list[Sample]:
+        """The first pair of each distinct media item (`media_key`), in order of first appearance: [n_items]."""
+        firsts, _ = first_occurrences([s.media_key for s in self.samples])
         return [self.samples[i] for i in firsts]
 
     def unique_texts(self) -> list[Sample]:
@@ -78,18 +90,18 @@ class PairedDataset:
         return [self.samples[i] for i in firsts]
 
     def pair_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """(image_index, text_index), int64 [n_pairs] each: pair i is unique_images()[image_index[i]]
+        """(media_index, text_index), int64 [n_pairs] each: pair i is unique_media()[media_index[i]]
         with unique_texts()[text_index[i]]."""
-        _, image_index = first_occurrences([s.image_key for s in self.samples])
+        _, media_index = first_occurrences([s.media_key for s in self.samples])
         _, text_index = first_occurrences([s.text_key for s in self.samples])
-        return image_index, text_index
+        return media_index, text_index
 
     def fingerprint(self) -> str:
-        """Content hash of the pairs (ids, captions, keys, labels, image bytes): changes whenever the data does."""
-        digest = hashlib.sha256(self.name.encode())
+        """Content hash of the pairs (ids, captions, keys, labels, media bytes): changes whenever the data does."""
+        digest = hashlib.sha256(self.name.encode() if self.media == "image" else f"{self.name}:{self.media}".encode())
         for s in self.samples:
-            digest.update(json.dumps([s.sample_id, s.caption, s.category, s.image_sha256,
-                                      s.image_key, s.text_key, s.label]).encode())
+            digest.update(json.dumps([s.sample_id, s.caption, s.category, s.media_sha256,
+                                      s.media_key, s.text_key, s.label]).encode())
         return digest.hexdigest()
 
     def skip_summary(self) -> dict[str, int]:
@@ -143,8 +155,13 @@ def load_dataset(name: str, source: str | None = None, **kwargs) -> PairedDatase
     if name not in available_datasets():
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
     loader = DATASETS[name]
+    parameters = inspect.signature(loader).parameters
     if source is not None:
-        kwargs[next(iter(inspect.signature(loader).parameters))] = source
+        kwargs[next(iter(parameters))] = source
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        takes = ", ".join(p for p in list(parameters)[1:])
+        raise ValueError(f"data set {name!r} takes no option {', '.join(unknown)} (it takes: {takes})")
     return loader(**kwargs)
 
 

@@ -174,9 +174,9 @@ class LazyPngBuilder(PairBuilder):
 
     def _resolve(self, images: list[str | Path]) -> None:
         for image in images:
-            if image in self.pending and image not in self._images:
+            if image in self.pending and image not in self._resolved:
                 self.pending.discard(image)
                 written = write_png(self.read(int(Path(image).stem)), Path(image))
                 if isinstance(written, str):
-                    self._images[image] = written
+                    self._resolved[image] = written
         super()._resolve(images)

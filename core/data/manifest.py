@@ -2,7 +2,8 @@
 
 Columns (fields, for JSON Lines):
 - `image`: a path relative to the manifest's folder, an absolute path, or an http(s) URL
-  (fetched once into `<cache>/downloads/`);
+  (fetched once into `<cache>/downloads/`). A manifest of audio clips or videos has an `audio`
+  or `video` column instead (same forms; exactly one of the three);
 - `caption`: a string, or a list of strings (one pair per caption); in CSV a list is written
   as a JSON array string (`["a cat", "a kitten"]`);
 - `id` (optional): the row's id, unique in the file; default `<file name>:<line>`
@@ -23,7 +24,7 @@ from core.data.base import PairedDataset, register_dataset
 from core.data.builder import PairBuilder
 from core.data.sources import is_url
 
-REQUIRED = ("image", "caption")
+MEDIA_COLUMNS = ("image", "audio", "video")  # exactly one names the media files; its name is the data set's media
 
 
 @register_dataset("manifest")
@@ -39,8 +40,10 @@ def load_manifest(path: str | Path, limit: int | None = None, cache: str | Path 
     readers = {".jsonl": jsonl_rows, ".csv": csv_rows, ".parquet": parquet_rows}
     if path.suffix.lower() not in readers:
         raise ValueError(f"{path}: unknown manifest format {path.suffix!r}; use one of {', '.join(readers)}")
-    builder = PairBuilder("manifest", path.parent, strict, cache)
-    for where, default_id, row, problem in readers[path.suffix.lower()](path):
+    rows = readers[path.suffix.lower()](path)
+    media = next(rows)  # each reader first says which media column the manifest has
+    builder = PairBuilder("manifest", path.parent, strict, cache, media)
+    for where, default_id, row, problem in rows:
         add_row(builder, path, where, default_id, row, problem)
     return builder.build(limit)
 
@@ -51,11 +54,12 @@ def add_row(builder: PairBuilder, manifest: Path, where: str, default_id: str, r
     if problem:
         builder.skip(sample_id, where, problem, where)
         return
-    image, captions, label = row.get("image"), row.get("caption"), row.get("label")
+    column = builder.media
+    image, captions, label = row.get(column), row.get("caption"), row.get("label")
     if isinstance(captions, str):
         captions = [captions]
     if not isinstance(image, str) or not image.strip():
-        builder.skip(sample_id, where, "malformed row: 'image' must be a path or URL", where)
+        builder.skip(sample_id, where, f"malformed row: '{column}' must be a path or URL", where)
     elif not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
         builder.skip(sample_id, where, "malformed row: 'caption' must be a string or a list of strings", where)
     else:
@@ -65,12 +69,14 @@ def add_row(builder: PairBuilder, manifest: Path, where: str, default_id: str, r
         builder.add(sample_id, source, captions, label or "", label, where)
 
 
-Rows = Iterator[tuple[str, str, dict, str | None]]  # (where, default id, row, why it is malformed)
+Rows = Iterator  # the media column's name, then (where, default id, row, why it is malformed) per row
 
 
 def jsonl_rows(path: Path) -> Rows:
-    """One row per non-blank line."""
+    """One row per non-blank line; the media column is the one the first object names."""
     with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: tolerate a byte-order mark
+        yield media_column(path, first_object_keys(f))
+        f.seek(0)
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -89,7 +95,7 @@ def csv_rows(path: Path) -> Rows:
     """One row per data row; a caption cell holding a JSON array is a list."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:  # -sig: spreadsheets write a BOM
         reader = csv.DictReader(f)
-        check_columns(path, reader.fieldnames or [])
+        yield media_column(path, reader.fieldnames or [])
         for row in reader:
             where, default_id = f"{path.name} line {reader.line_num}", f"{path.name}:{reader.line_num}"
             if None in row or None in row.values():  # csv puts extra cells under None, missing ones as None
@@ -113,8 +119,9 @@ def parquet_rows(path: Path) -> Rows:
         table = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
-    check_columns(path, table.schema_arrow.names)
-    columns = [c for c in (*REQUIRED, "id", "label") if c in table.schema_arrow.names]
+    media = media_column(path, table.schema_arrow.names)
+    yield media
+    columns = [c for c in (media, "caption", "id", "label") if c in table.schema_arrow.names]
     number = 0
     for batch in table.iter_batches(columns=columns):
         for row in batch.to_pylist():
@@ -122,8 +129,29 @@ def parquet_rows(path: Path) -> Rows:
             yield f"{path.name} row {number}", f"{path.name}:{number}", row, None
 
 
-def check_columns(path: Path, columns: list[str]) -> None:
-    missing = [c for c in REQUIRED if c not in columns]
+def first_object_keys(lines) -> list[str]:
+    """The keys of the first JSON object that names a media column (else of the first object; none if no line is one)."""
+    first: list[str] | None = None
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            if any(c in row for c in MEDIA_COLUMNS):
+                return list(row)
+            first = list(row) if first is None else first
+    return first or []
+
+
+def media_column(path: Path, columns: list[str]) -> str:
+    """Which of `image`, `audio`, `video` the manifest has (exactly one), checking `caption` is there too."""
+    media = [c for c in MEDIA_COLUMNS if c in columns]
+    missing = ([] if len(media) == 1 else ["image (or audio, or video)"]) + ([] if "caption" in columns else ["caption"])
+    if len(media) > 1:
+        raise ValueError(f"{path}: columns {', '.join(media)} are all present; a manifest pairs captions with one "
+                         "kind of media, so keep exactly one of image, audio, video")
     if missing:
         raise ValueError(f"{path}: no {' or '.join(repr(c) for c in missing)} column (found: {', '.join(columns) or 'none'}); "
-                         "a manifest needs columns 'image' and 'caption', optionally 'id' and 'label'")
+                         "a manifest needs columns 'image' (or 'audio', or 'video') and 'caption', optionally 'id' and 'label'")
+    return media[0]

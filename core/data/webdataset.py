@@ -2,9 +2,10 @@
 
 A key's image (.jpg, .jpeg, .png, .webp) pairs with the caption in its `.txt`, or else the
 `caption` or `text` field of its `.json` (a string or a list of strings); a `.cls` file is its
-label. Shards are paths, globs, brace lists (`shard-{000..003}.tar`) or http(s) URLs (fetched
+label. With `media="audio"` (or "video") the key's audio file (.wav, .flac, .mp3, ...; or
+.mp4, .webm, ...) takes the image's place. Shards are paths, globs, brace lists (`shard-{000..003}.tar`) or http(s) URLs (fetched
 into the cache). Each shard is extracted once into `<cache>/webdataset/<shard sha256>/`, so
-later stages read images by path like any other data set.
+later stages read files by path like any other data set.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from core.config import cache_dir
 from core.data.base import PairedDataset, register_dataset
 from core.data.builder import PairBuilder
-from core.data.images import IMAGE_SUFFIXES
+from core.data.media import SUFFIXES, check_media_kind
 from core.data.sources import FetchError, fetch_url, file_sha256, is_url
 
 KEY = re.compile(r"((?:.*/)?[^./]+)\.([^/]+)")  # "dir/000123.jpg" -> key "dir/000123", suffix "jpg"
@@ -30,26 +31,27 @@ INDEX = "index.json"
 
 @register_dataset("webdataset")
 def load_webdataset(shards: str | Path | list[str | Path], limit: int | None = None,
-                    cache: str | Path | None = None, strict: bool = False) -> PairedDataset:
-    """One pair per caption of every key with an image; keys without one, or without a caption, are skipped.
+                    cache: str | Path | None = None, strict: bool = False, media: str = "image") -> PairedDataset:
+    """One pair per caption of every key with a `media` file; keys without one, or without a caption, are skipped.
 
     Pair ids are `<shard file name>/<key>`. `limit` keeps at most that many pairs, spread evenly.
     """
+    check_media_kind(media)
     names = expand_shards(shards)
     local = [local_shard(name, cache) for name in names]
-    builder = PairBuilder("webdataset", local[0].parent, strict, cache)
+    builder = PairBuilder("webdataset", local[0].parent, strict, cache, media)
     for name, shard in zip(names, local):
         shard_name = name.rsplit("/", 1)[-1]
-        folder, groups = extract_shard(shard, cache)
+        folder, groups = extract_shard(shard, cache, media)
         for key, files in groups.items():
             sample_id, where = f"{shard_name}/{key}", f"{shard_name} key {key}"
             captions, label, problem = group_captions(files)
-            if "image" not in files:
-                builder.skip(sample_id, where, "no image file", where)
+            if "media" not in files:
+                builder.skip(sample_id, where, f"no {media} file", where)
             elif problem:
                 builder.skip(sample_id, where, problem, where)
             else:
-                builder.add(sample_id, folder / files["image"], captions, label or "", label, where)
+                builder.add(sample_id, folder / files["media"], captions, label or "", label, where)
     return builder.build(limit)
 
 
@@ -98,12 +100,12 @@ def local_shard(name: str, cache: str | Path | None) -> Path:
     return Path(name)
 
 
-def extract_shard(shard: Path, cache: str | Path | None) -> tuple[Path, dict[str, dict[str, str]]]:
-    """(folder, {key: {"image": file name in folder, "txt" | "json" | "cls": text}}), in tar order.
+def extract_shard(shard: Path, cache: str | Path | None, media: str = "image") -> tuple[Path, dict[str, dict[str, str]]]:
+    """(folder, {key: {"media": file name in folder, "txt" | "json" | "cls": text}}), in tar order.
 
-    Images are written to `<cache>/webdataset/<sha256 of the shard>/` with an index, once.
+    The `media` files are written to `<cache>/webdataset/<sha256 of the shard>-<media>/` with an index, once.
     """
-    folder = cache_dir(cache) / "webdataset" / file_sha256(shard)
+    folder = cache_dir(cache) / "webdataset" / f"{file_sha256(shard)}-{media}"
     if (folder / INDEX).is_file():
         return folder, json.loads((folder / INDEX).read_text())
     staging = folder.with_name(folder.name + ".partial")
@@ -119,9 +121,9 @@ def extract_shard(shard: Path, cache: str | Path | None) -> tuple[Path, dict[str
                     continue
                 key, suffix = match.group(1), match.group(2).lower()
                 files = groups.setdefault(key, {})
-                if f".{suffix}" in IMAGE_SUFFIXES and "image" not in files:
-                    files["image"] = f"{written:07d}.{suffix}"  # numbered: tar names may hold '..' or clash
-                    (staging / files["image"]).write_bytes(tar.extractfile(member).read())
+                if f".{suffix}" in SUFFIXES[media] and "media" not in files:
+                    files["media"] = f"{written:07d}.{suffix}"  # numbered: tar names may hold '..' or clash
+                    (staging / files["media"]).write_bytes(tar.extractfile(member).read())
                     written += 1
                 elif suffix in TEXT_SUFFIXES:
                     files[suffix] = tar.extractfile(member).read().decode("utf-8", errors="replace")

@@ -6,11 +6,11 @@
 `bits_per_byte` scores a causal language model on a corpus.
 """
 
-from core.encoders.base import (ENCODERS, FAMILIES, Encoder, available_encoders, create_encoder, register_encoder,
-                                register_family)
+from core.encoders.base import (ENCODERS, FAMILIES, Encoder, available_encoders, create_encoder, create_encoder_for,
+                                modality_options, register_encoder, register_family)
 from core.encoders.hub import WeightsNotFound
 from core.encoders.lm_quality import bits_per_byte
 from core.encoders.presets import load_presets
 
 __all__ = ["Encoder", "ENCODERS", "FAMILIES", "WeightsNotFound", "available_encoders", "bits_per_byte",
-           "create_encoder", "load_presets", "register_encoder", "register_family"]
+           "create_encoder", "create_encoder_for", "load_presets", "modality_options", "register_encoder", "register_family"]

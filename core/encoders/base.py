@@ -91,6 +91,18 @@ def create_encoder(name: str, **kwargs) -> "Encoder":
                    f"or name any model as {', '.join(p + ':<model>' for p in PREFIXES)}")
 
 
+def modality_options(name: str, modality: str) -> dict[str, str]:
+    """{"modality": modality} for names that leave it open ("hf:", "open_clip:"), else nothing."""
+    prefix, sep, _ = name.partition(":")
+    return {"modality": modality} if sep and prefix in ("hf", "open_clip") else {}
+
+
+def create_encoder_for(name: str, modality: str, **kwargs) -> "Encoder":
+    """`create_encoder` for one side of a pair: names that leave the modality open get `modality`; a
+    registered or preset name keeps its own (the feature store checks that it fits the data)."""
+    return create_encoder(name, **{**modality_options(name, modality), **kwargs})
+
+
 def _family_for_prefix(prefix: str, kwargs: dict[str, Any]) -> str:
     if PREFIXES[prefix] is not None:
         return PREFIXES[prefix]
@@ -132,9 +144,35 @@ class Encoder(ABC):
     def config(self) -> dict[str, Any]:
         """Everything that determines the features: weights hash, pooling, preprocessing."""
 
-    @abstractmethod
     def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
-        """Features of one batch: one float32 array [len(batch), dim_l] per layer."""
+        """Features of one batch: one float32 array [len(batch), dim_l] per layer.
+
+        Override this, or split it into `preprocess` (CPU work: decoded items to model inputs) and
+        `encode_inputs` (the model), so the pipeline runs the first in its decoding workers.
+        """
+        return self.encode_inputs(self.preprocess(batch))
+
+    def preprocess(self, batch: Sequence[Any]) -> Any:
+        """Decoded items -> the model's inputs (tensors, or a dict of them), on the CPU without the model.
+
+        The pipeline runs it in its decoding worker processes, so it overlaps the model, and pins
+        the result in page-locked memory when the encoder runs on CUDA.
+        """
+        return batch
+
+    def encode_inputs(self, inputs: Any) -> list[np.ndarray]:
+        """Features of `preprocess(batch)`: one float32 array [batch, dim_l] per layer."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither encode nor encode_inputs")
+
+    @property
+    def splits_preprocessing(self) -> bool:
+        """Whether `preprocess` does part of the work (else `encode` does it all)."""
+        return type(self).preprocess is not Encoder.preprocess
+
+    def decode_options(self) -> dict[str, Any]:
+        """How the pipeline should decode this encoder's media files (core.data.media.decode_media):
+        `rate` for audio, `frames` for video; images need nothing."""
+        return {}
 
     def encode_all(self, inputs: Sequence[Any], batch_size: int | None = None) -> list[np.ndarray]:
         """Features of any number of inputs, `batch_size` at a time: one array [len(inputs), dim_l] per layer."""

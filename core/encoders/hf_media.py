@@ -18,7 +18,7 @@ import torch
 
 from core.encoders.base import register_family
 from core.encoders.hf_base import HFModelEncoder
-from core.encoders.pooling import masked_mean
+from core.encoders.pooling import masked_mean, to_device
 
 
 class HFHiddenStatesEncoder(HFModelEncoder):
@@ -52,25 +52,32 @@ class HFAudioEncoder(HFHiddenStatesEncoder):
     def audio_model(self) -> torch.nn.Module:
         return self.model.get_encoder() if self.hf_config.is_encoder_decoder else self.model
 
+    def decode_options(self) -> dict[str, Any]:
+        return {"rate": int(self.feature_extractor.sampling_rate)}
+
     def config(self) -> dict[str, Any]:
         return {**self.weights_config(), "pooling": "masked mean over frames",
                 "feature_extractor": self.feature_extractor.to_dict()}
 
-    @torch.inference_mode()
-    def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
+    def preprocess(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Waveforms -> {"values": the extractor's input, "mask": which input steps are signal}."""
         extractor = self.feature_extractor
         rate = extractor.sampling_rate
         waves = [check_waveform(item, rate, i, self.name) for i, item in enumerate(batch)]
         fixed_window = hasattr(extractor, "n_samples")  # Whisper-style extractors pad to their window themselves
         features = extractor(waves, sampling_rate=rate, return_tensors="pt", return_attention_mask=True,
                              **({} if fixed_window else {"padding": True}))
-        input_name = extractor.model_input_names[0]
-        inputs = {input_name: features[input_name].to(self.input_device, self.model_dtype)}
+        return {"values": features[extractor.model_input_names[0]], "mask": features["attention_mask"]}
+
+    @torch.inference_mode()
+    def encode_inputs(self, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        extractor = self.feature_extractor
+        inputs = {extractor.model_input_names[0]: to_device(batch["values"], self.input_device, self.model_dtype)}
         if extractor.return_attention_mask and not self.hf_config.is_encoder_decoder:
-            inputs["attention_mask"] = features["attention_mask"].to(self.input_device)
+            inputs["attention_mask"] = to_device(batch["mask"], self.input_device)
         hidden = self.audio_model(**inputs, output_hidden_states=True).hidden_states
-        frames = self._output_lengths(features["attention_mask"].sum(dim=-1), features["attention_mask"].shape[-1],
-                                      hidden[0].shape[1])
+        mask = batch["mask"]
+        frames = self._output_lengths(mask.sum(dim=-1), mask.shape[-1], hidden[0].shape[1])
         mask = torch.arange(hidden[0].shape[1]).unsqueeze(0) < frames.unsqueeze(1)
         return [masked_mean(h, mask) for h in hidden]
 
@@ -107,14 +114,20 @@ class HFVideoEncoder(HFHiddenStatesEncoder):
 
         return self._load(AutoImageProcessor)
 
+    def decode_options(self) -> dict[str, Any]:
+        return {"frames": int(self.hf_config.num_frames)}
+
     def config(self) -> dict[str, Any]:
         return {**self.weights_config(), "pooling": "mean over tokens", "frames": self.hf_config.num_frames,
                 "frame_sampling": "uniform", "processor": self.processor.to_dict()}
 
-    @torch.inference_mode()
-    def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
+    def preprocess(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
         clips = [sample_frames(clip, self.hf_config.num_frames, i, self.name) for i, clip in enumerate(batch)]
-        pixels = self.processor(clips, return_tensors="pt")["pixel_values"].to(self.input_device, self.model_dtype)
+        return {"pixel_values": self.processor(clips, return_tensors="pt")["pixel_values"]}
+
+    @torch.inference_mode()
+    def encode_inputs(self, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        pixels = to_device(inputs["pixel_values"], self.input_device, self.model_dtype)
         hidden = self.model(pixel_values=pixels, output_hidden_states=True).hidden_states
         return [h.float().mean(dim=1).cpu().numpy() for h in hidden]
 

@@ -11,6 +11,7 @@ import torch
 
 from core.encoders.base import check_choice, register_family
 from core.encoders.hf_base import HFModelEncoder
+from core.encoders.pooling import to_device
 
 VISION_POOLINGS = ("cls", "mean")
 
@@ -54,9 +55,11 @@ class HFVisionEncoder(HFModelEncoder):
     def config(self) -> dict[str, Any]:
         return {**self.weights_config(), "pooling": self.pooling, "processor": self.processor.to_dict()}
 
+    def preprocess(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.processor(list(batch), return_tensors="pt")["pixel_values"]}
+
     @torch.inference_mode()
-    def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
-        pixels = self.processor(list(batch), return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.input_device, next(self.model.parameters()).dtype)
+    def encode_inputs(self, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        pixels = to_device(inputs["pixel_values"], self.input_device, next(self.model.parameters()).dtype)
         hidden = self.model(pixel_values=pixels, output_hidden_states=True).hidden_states[1:]
         return [pool_vit_tokens(h, self.pooling, self.prefix_tokens) for h in hidden]

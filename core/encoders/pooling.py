@@ -21,3 +21,9 @@ def take_tokens(hidden: torch.Tensor, index: torch.Tensor) -> np.ndarray:
     """hidden [batch, tokens, dim] at one token per row `index` [batch] -> [batch, dim]."""
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     return hidden[rows, index.to(hidden.device)].float().cpu().numpy()
+
+
+def to_device(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`tensor` on `device` (as `dtype`): an asynchronous copy from pinned memory, converted on the device."""
+    moved = tensor.to(device, non_blocking=tensor.device.type == "cpu" and tensor.is_pinned())
+    return moved if dtype is None or not moved.is_floating_point() else moved.to(dtype)

@@ -11,7 +11,9 @@ This dashboard measures **cross-modal representational alignment** between an im
 text model on paired data. For every image-caption pair we find the *k* nearest neighbours of the
 image among the other images (in the vision model's features) and of the caption among the other
 captions (in the language model's features). **Mutual kNN** is the average fraction of neighbours
-the two lists share: 1 when the spaces agree perfectly, about *k / (n − 1)* by chance.
+the two lists share: 1 when the spaces agree perfectly, about *k / (n − 1)* by chance. Runs on
+sound clips or videos with captions work the same way, with an audio or video model in place of
+the vision model.
 
 The *Platonic Representation Hypothesis* (Huh et al., 2024) reads high alignment as convergence
 toward one shared representation. *Back into Plato's Cave* (Koepke et al., 2026) shows the score

@@ -1,4 +1,5 @@
-"""Neighbours of one sample: its k nearest neighbours in vision space and in text space, shared ones highlighted."""
+"""Neighbours of one sample: its k nearest neighbours in vision (or audio, or video) space and in text space,
+shared ones highlighted."""
 
 import numpy as np
 import streamlit as st
@@ -48,31 +49,55 @@ view = common.sample_view(run["run_id"], idx, k, *key)
 la, lb = view["layer_pair"]
 shared = len(view["shared"])
 
+media = run.get("media", "image")
+
+
+def show_media(path: str, thumb: str, full: bool) -> None:
+    """An image as itself; a sound as its spectrogram and a player; a video as a player (`full`) or its middle frame."""
+    if media == "video" and full:
+        st.video(path)
+        return
+    st.image(path if media == "image" and full else thumb, width="stretch")
+    if media == "audio":
+        st.audio(path)
+
+
 left, right = st.columns([1, 3], gap="large")
 with left:
-    st.image(sample.image_path, width="stretch")
+    show_media(sample.media_path, sample.thumb_path, full=True)
     st.markdown(f"**{common.escape_md(sample.caption)}**")
     st.caption(f"category: {common.escape_md(sample.category)}")
-    st.metric(f"overlap at k = {k}", f"{view['overlap']:.2f}", help="|vision neighbours ∩ text neighbours| / k")
+    side_a = common.space_name(run["modality_a"]).lower()
+    st.metric(f"overlap at k = {k}", f"{view['overlap']:.2f}", help=f"|{side_a} neighbours ∩ text neighbours| / k")
     st.caption(f"{shared} of {k} neighbours shared. Chance is {k / (run['n'] - 1):.4f}; the run's mean is {table[f'overlap_k{k}'].mean():.3f}. "
                "The address bar links to this view.")
 
 
 def neighbour_grid(frame, title: str) -> None:
     st.markdown(f"##### {title}")
+    if media == "audio":  # a player needs width: one neighbour per line, spectrogram, player, caption
+        for row in frame.itertuples():
+            with st.container(border=True):
+                thumb, player, text = st.columns([1, 2, 3], vertical_alignment="center")
+                thumb.image(row.thumb_path, width="stretch")
+                player.audio(row.media_path)
+                badge = ":green-badge[shared] " if row.shared else ""
+                text.markdown(f"{badge}{common.escape_md(row.caption)}")
+                text.caption(f"#{row.rank + 1} · cos {row.similarity:.3f}")
+        return
     per_row = 5  # fixed width, so k = 1 shows one thumbnail, not one giant image
     for start in range(0, len(frame), per_row):
         for col, row in zip(st.columns(per_row), frame.iloc[start:start + per_row].itertuples()):
             with col.container(border=True):
-                st.image(row.thumb_path, width="stretch")
+                show_media(row.media_path, row.thumb_path, full=False)
                 badge = ":green-badge[shared] " if row.shared else ""
                 st.markdown(f"{badge}{common.escape_md(row.caption)}")
                 st.caption(f"#{row.rank + 1} · cos {row.similarity:.3f}")
 
 
 with right:
-    neighbour_grid(view["a"], f"Vision space: {run['model_a']} · {names['a'][la]}")
-    neighbour_grid(view["b"], f"Text space: {run['model_b']} · {names['b'][lb]}")
+    neighbour_grid(view["a"], f"{common.space_name(run['modality_a'])} space: {run['model_a']} · {names['a'][la]}")
+    neighbour_grid(view["b"], f"{common.space_name(run['modality_b'])} space: {run['model_b']} · {names['b'][lb]}")
 
 if shared:
     st.subheader("Captions both models put near this one")
