@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--source", help="the data: a manifest (.jsonl/.csv/.parquet), a folder with .txt captions, COCO captions "
                        "JSON, tar shards (glob or {000..009}); default: the Debian package for tuxpaint/openclipart")
         p.add_argument("--media", choices=["image", "audio", "video"],
-                       help="folder, webdataset, tuxpaint: what is paired with the captions (default image; tuxpaint: "
+                       help="folder, webdataset, hf, tuxpaint: what is paired with the captions (default image; tuxpaint: "
                        "image or audio, its sound effects); a manifest says so by its image/audio/video column")
         p.add_argument("--images-dir", help="coco: the folder of the images (default: beside the JSON)")
         p.add_argument("--revision", help="hf: the dataset revision (e.g. wit_1024 for minhuh/prh)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 
 datasets = pytest.importorskip("datasets")
@@ -125,3 +126,45 @@ def test_hub_id_offline_says_to_fetch_it_on_a_networked_machine(tmp_path, monkey
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConnectionError, match=r"minhuh/prh revision wit_1024: .*networked machine.*local path"):
         load_dataset("hf", source="minhuh/prh@wit_1024", cache=tmp_path / "cache")
+
+
+def wav_bytes(tone_hz: float, rate: int = 8000) -> bytes:
+    import io
+    import wave
+
+    t = np.arange(rate // 2) / rate
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.sin(2 * np.pi * tone_hz * t) * 20000).astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_audio_feature_bytes_and_decoded_arrays_become_files(tmp_path, streaming):
+    from core.data.media import load_audio
+
+    stored = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": wav_bytes(220), "path": "low.wav"}, {"bytes": b"not audio", "path": "x.wav"},
+                   {"bytes": wav_bytes(880), "path": "high.wav"}],
+         "text": [["a low hum"], ["static"], ["a high whistle", "a beep"]]})
+    # as the hub stores an Audio column (built from bytes: encoding clips would need torchcodec)
+    stored = stored.cast_column("audio", datasets.Audio(decode=False)).cast_column("audio", datasets.Audio())
+    stored.save_to_disk(tmp_path / "clips")
+    data = load_dataset("hf", source=str(tmp_path / "clips"), media="audio", cache=tmp_path / "cache", streaming=streaming)
+    assert data.media == "audio" and data.captions == ["a low hum", "a high whistle", "a beep"]
+    assert [s.reason.split(" (")[0] for s in data.skipped] == ["unreadable audio"]
+    wave_, rate = load_audio(data.samples[0].media_path)
+    assert rate == 8000 and len(wave_) == 4000 and data.samples[0].media_path.suffix == ".wav"
+    assert data.pair_index()[0].tolist() == [0, 1, 1]
+
+    arrays = datasets.Dataset.from_dict({"audio": [{"array": [0.25] * 800, "sampling_rate": 16000},
+                                                   {"array": [], "sampling_rate": 16000}], "text": ["flat", "empty"]})
+    arrays.save_to_disk(tmp_path / "arrays")
+    decoded = load_dataset("hf", source=str(tmp_path / "arrays"), media="audio", cache=tmp_path / "cache",
+                           streaming=streaming)
+    assert decoded.captions == ["flat"] and decoded.skipped[0].reason.startswith("malformed audio cell")
+    wave_, rate = load_audio(decoded.samples[0].media_path)
+    assert rate == 16000 and np.allclose(wave_, 0.25)  # written as float WAV: lossless

@@ -5,6 +5,11 @@ http(s) URLs; the caption column a string or a list of strings (one pair each). 
 as bytes are decoded and written once as PNG into `<cache>/hf/<key>/<row>.png`, only for the rows
 that `limit` keeps, so later stages read files by path like any other data set.
 
+With `media="audio"` (or "video") the `audio` (`video`) column pairs with the captions instead:
+the `Audio` feature's bytes are written as they are (FFmpeg reads them whatever their format),
+decoded clips ({"array", "sampling_rate"}) as float WAV files; paths and URLs are read in place.
+Text-audio sets such as Clotho or AudioCaps load this way.
+
 The Platonic paper's evaluation set is `minhuh/prh` at revision `wit_1024` (1,024 WIT pairs;
 columns `image` and `text`, a list of captions; the reference code embeds only the first, here
 each caption is a pair and the pairs of one image share its key):
@@ -26,16 +31,19 @@ from core.config import cache_dir
 from core.data.base import PairedDataset, register_dataset
 from core.data.builder import PairBuilder
 from core.data.images import DECODE_ERRORS
+from core.data.media import check_media_kind
 from core.data.sources import is_url
 
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
 
 
 @register_dataset("hf")
-def load_hf(name: str, revision: str | None = None, split: str = "train", image_column: str = "image",
+def load_hf(name: str, revision: str | None = None, split: str = "train", image_column: str | None = None,
             caption_column: str = "text", limit: int | None = None, cache: str | Path | None = None,
-            strict: bool = False, streaming: bool = False) -> PairedDataset:
-    """One pair per caption of each row of `split`; rows without a usable image or caption are skipped.
+            strict: bool = False, streaming: bool = False, media: str = "image") -> PairedDataset:
+    """One pair per caption of each row of `split`; rows without a usable media item or caption are skipped.
+
+    `image_column` names the column of the media (default: "image", or "audio" / "video" as `media` says).
 
     `name` is a local path (a `save_to_disk` folder, a data file, a folder of data files) or a hub id,
     optionally `id@revision`. Pair ids are row numbers (`<row>#k` for the k-th of several captions).
@@ -46,6 +54,7 @@ def load_hf(name: str, revision: str | None = None, split: str = "train", image_
 
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
+    image_column = image_column or check_media_kind(media)
     local = Path(name).expanduser()
     if not local.exists() and "@" in name and revision is None:
         name, revision = name.rsplit("@", 1)
@@ -57,6 +66,9 @@ def load_hf(name: str, revision: str | None = None, split: str = "train", image_
                          "pass image_column= and caption_column= to name them")
     if isinstance(features.get(image_column), datasets.Image):
         rows = rows.cast_column(image_column, datasets.Image(decode=False))  # bytes: decode only the rows kept
+    for kind in (datasets.Audio, datasets.Video):
+        if isinstance(features.get(image_column), kind):
+            rows = rows.cast_column(image_column, kind(decode=False))  # bytes, as stored
     identity = str(local.resolve()) if local.exists() else name
     # a local folder can be rewritten in place, so its key also covers the content's fingerprint
     fingerprint = getattr(rows, "_fingerprint", "") if local.exists() else ""
@@ -66,11 +78,11 @@ def load_hf(name: str, revision: str | None = None, split: str = "train", image_
     root = local if local.exists() else folder
 
     if streaming:
-        builder = PairBuilder("hf", root, strict, cache)
+        builder = PairBuilder("hf", root, strict, cache, media)
         for row, record in enumerate(rows):
             image = image_source(record.get(image_column), base)
             if image is ENCODED:
-                image = write_png(record[image_column], folder / f"{row}.png")
+                image = write_item(record[image_column], encoded_path(folder, row, record[image_column], media), media)
                 if isinstance(image, str):  # why it cannot be decoded
                     where = f"{name} row {row}"
                     builder.skip(str(row), where, image, where)
@@ -80,11 +92,11 @@ def load_hf(name: str, revision: str | None = None, split: str = "train", image_
                 break
         return builder.build(limit)
 
-    builder = LazyPngBuilder("hf", root, strict, cache, read=lambda row: rows[row][image_column])
+    builder = LazyItemBuilder("hf", root, strict, cache, media, read=lambda row: rows[row][image_column])
     for row, record in enumerate(rows.select_columns([image_column, caption_column])):
         image = image_source(record[image_column], base)
         if image is ENCODED:  # written only if `build` keeps the row: `limit` decodes few images
-            image = folder / f"{row}.png"
+            image = encoded_path(folder, row, record[image_column], media)
             builder.pending.add(image)
         add_record(builder, name, row, image, record[caption_column])
     return builder.build(limit)
@@ -123,7 +135,8 @@ def add_record(builder: PairBuilder, name: str, row: int, image: str | Path | No
     sample_id, where = str(row), f"{name} row {row}"
     captions = [caption] if isinstance(caption, str) else caption
     if image is None:
-        builder.skip(sample_id, where, "malformed row: image must be an image, bytes, a path or a URL", where)
+        what = {"image": "an image", "audio": "a clip"}.get(builder.media, "a video")
+        builder.skip(sample_id, where, f"malformed row: {builder.media} must be {what}, bytes, a path or a URL", where)
     elif not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
         builder.skip(sample_id, where, "malformed row: caption must be a string or a list of strings", where)
     else:
@@ -136,7 +149,7 @@ PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # others (CMYK ph
 
 def image_source(value: Any, base: Path) -> str | Path | object | None:
     """A URL or path the builder can read as is, ENCODED for bytes or a decoded image, or None if neither."""
-    if isinstance(value, Image.Image) or isinstance(value, dict) and value.get("bytes"):
+    if isinstance(value, Image.Image) or isinstance(value, dict) and (value.get("bytes") or value.get("array") is not None):
         return ENCODED
     if isinstance(value, dict):
         value = value.get("path")
@@ -164,8 +177,58 @@ def write_png(value: Any, target: Path) -> Path | str:
     return target
 
 
-class LazyPngBuilder(PairBuilder):
-    """A PairBuilder whose `pending` PNGs (`<folder>/<row>.png`) are written from `read(row)` when first checked."""
+def encoded_path(folder: Path, row: int, value: Any, media: str) -> Path:
+    """Where row `row`'s encoded item goes: a PNG for images; audio and video keep their file's suffix."""
+    if media == "image":
+        return folder / f"{row}.png"
+    suffix = Path(str(value.get("path") or "")).suffix if isinstance(value, dict) and value.get("bytes") else ""
+    return folder / f"{row}{suffix or ('.wav' if media == 'audio' else '.bin')}"
+
+
+def write_item(value: Any, target: Path, media: str) -> Path | str:
+    """`target`, written once from an encoded item (see `encoded_path`); else why it cannot be."""
+    if media == "image":
+        return write_png(value, target)
+    if target.is_file():
+        return target
+    partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if value.get("bytes"):
+        partial.write_bytes(value["bytes"])
+    else:
+        try:
+            write_float_wav(value["array"], int(value["sampling_rate"]), partial)
+        except (KeyError, TypeError, ValueError) as exc:
+            partial.unlink(missing_ok=True)
+            return f"malformed audio cell ({exc.__class__.__name__}: {exc}); expected an array and a sampling_rate"
+    partial.replace(target)  # atomic: a reader never sees half a file
+    return target
+
+
+def write_float_wav(samples: Any, rate: int, target: Path) -> None:
+    """A mono or [channels, samples] float clip as a 32-bit float WAV (lossless), through PyAV."""
+    import av
+    import numpy as np
+
+    array = np.asarray(samples, dtype=np.float32)
+    array = array[None] if array.ndim == 1 else array
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"audio array of shape {np.shape(samples)}")
+    layout = {1: "mono", 2: "stereo"}.get(array.shape[0])
+    if layout is None:
+        raise ValueError(f"{array.shape[0]} channels (mono or stereo only)")
+    with av.open(str(target), "w", format="wav") as container:
+        stream = container.add_stream("pcm_f32le", rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+class LazyItemBuilder(PairBuilder):
+    """A PairBuilder whose `pending` files (`<folder>/<row>.<suffix>`) are written from `read(row)` when first checked."""
 
     def __init__(self, *args, read: Callable[[int], Any], **kwargs):
         super().__init__(*args, **kwargs)
@@ -176,7 +239,7 @@ class LazyPngBuilder(PairBuilder):
         for image in images:
             if image in self.pending and image not in self._resolved:
                 self.pending.discard(image)
-                written = write_png(self.read(int(Path(image).stem)), Path(image))
+                written = write_item(self.read(int(Path(image).stem)), Path(image), self.media)
                 if isinstance(written, str):
                     self._resolved[image] = written
         super()._resolve(images)
