@@ -64,7 +64,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         features = extract_features_ray(data, args.model, args.cache_dir, dtype=args.dtype, shard_size=args.shard_size,
                                         actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
                                         progress=TqdmProgress(unit="shards"),
-                                        encoder_kwargs=modality_options(args.model, args.modality or data.media))
+                                        encoder_kwargs=modality_options(args.model, args.modality or data.media),
+                                        workers=args.workers)
     else:
         features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, device=args.device),
                                     args.cache_dir,

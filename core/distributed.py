@@ -20,7 +20,8 @@ class _ShardEmbedder:
     """A Ray actor: one encoder, many shards."""
 
     def __init__(self, dataset: PairedDataset, encoder_name: str, encoder_kwargs: dict, cache: str, dtype: str,
-                 shard_size: int, device: str) -> None:
+                 shard_size: int, device: str, workers: int) -> None:
+        self.workers = workers
         encoder = create_encoder(encoder_name, device=device, **encoder_kwargs)
         job = start_job(dataset, encoder, cache, dtype, shard_size)
         if isinstance(job, FeatureSet):  # finished meanwhile by another run
@@ -31,17 +32,20 @@ class _ShardEmbedder:
     def __call__(self, batch: dict) -> dict:
         for shard in batch["shard"]:
             if self.job is not None and not self.job.is_done(int(shard)):
-                self.job.embed_shard(int(shard))
+                self.job.embed_shard(int(shard), self.workers)
         return {"shard": batch["shard"]}
 
 
 def extract_features_ray(dataset: PairedDataset, encoder_name: str, cache: str | Path | None = None,
                          dtype: str = "float32", shard_size: int | None = None, actors: int = 1,
-                         gpus_per_actor: float = 0, cpus_per_actor: float = 1, address: str | None = None,
-                         progress: ProgressFn | None = None, encoder_kwargs: dict | None = None) -> FeatureSet:
+                         gpus_per_actor: float = 0, cpus_per_actor: float | None = None, address: str | None = None,
+                         progress: ProgressFn | None = None, encoder_kwargs: dict | None = None,
+                         workers: int = 0) -> FeatureSet:
     """Embed `dataset` with the registered encoder `encoder_name` on a Ray actor pool; returns the FeatureSet.
 
-    `address`: a running cluster ("auto" or "ray://host:port"); None starts Ray locally.
+    `address`: a running cluster ("auto" or "ray://host:port"); None starts Ray locally. Each actor
+    decodes media in `workers` processes of its own, and reserves `cpus_per_actor` CPUs (default:
+    one, plus one per worker).
     """
     import ray
 
@@ -49,6 +53,7 @@ def extract_features_ray(dataset: PairedDataset, encoder_name: str, cache: str |
 
     cache = str(cache_dir(cache))
     encoder_kwargs = encoder_kwargs or {}
+    cpus_per_actor = 1 + workers if cpus_per_actor is None else cpus_per_actor
     device = "cuda" if gpus_per_actor else "cpu"
     job = start_job(dataset, create_encoder(encoder_name, device="cpu", **encoder_kwargs), cache, dtype, shard_size)
     if isinstance(job, FeatureSet):
@@ -65,7 +70,8 @@ def extract_features_ray(dataset: PairedDataset, encoder_name: str, cache: str |
             done = shards.map_batches(
                 _ShardEmbedder, batch_size=1, concurrency=actors, num_gpus=gpus_per_actor, num_cpus=cpus_per_actor,
                 fn_constructor_kwargs={"dataset": dataset, "encoder_name": encoder_name, "encoder_kwargs": encoder_kwargs,
-                                       "cache": cache, "dtype": dtype, "shard_size": job.shard_size, "device": device})
+                                       "cache": cache, "dtype": dtype, "shard_size": job.shard_size, "device": device,
+                                       "workers": workers})
             finished = 0
             for _ in done.iter_rows():  # streams as actors finish shards
                 finished += 1

@@ -31,3 +31,12 @@ def test_ray_actor_pool_matches_the_in_process_job_and_resumes_its_shards(captio
     for a, b in zip(local.layers, distributed.layers):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_array_equal(distributed.layers[0][32:64], kept)
+
+
+def test_ray_actors_decode_images_in_worker_processes_of_their_own(stamps_root, tmp_path):
+    stamps = load_tuxpaint(stamps_root, limit=32)
+    local = extract_features(stamps, create_encoder("efficientnet_lite0"), tmp_path / "local", shard_size=16)
+    distributed = extract_features_ray(stamps, "efficientnet_lite0", tmp_path / "ray", shard_size=16, actors=1, workers=1)
+    assert distributed.fingerprint == local.fingerprint and not distributed.bad_rows
+    for a, b in zip(local.layers, distributed.layers):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
