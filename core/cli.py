@@ -65,7 +65,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                                         actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
                                         progress=TqdmProgress(unit="shards"),
                                         encoder_kwargs=modality_options(args.model, args.modality or data.media),
-                                        workers=args.workers)
+                                        workers=args.workers or 0)
     else:
         features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, device=args.device),
                                     args.cache_dir,
@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--limit", type=int)
     embed.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="storage type of the features")
     embed.add_argument("--shard-size", type=int, help="rows per shard; a killed job resumes after the last complete one")
-    embed.add_argument("--workers", type=int, default=1, help="processes decoding media files ahead of the model (0: none)")
+    embed.add_argument("--workers", type=int, help="processes decoding media files ahead of the model (0: none; "
+                       "default: every core but two, at most 8, so none on a 2-core machine; with --ray: none, per actor)")
     embed.add_argument("--ray", action="store_true", help="run the shards on a Ray actor pool (local Ray unless --address)")
     embed.add_argument("--actors", type=int, default=1, help="with --ray: encoder actors")
     embed.add_argument("--gpus-per-actor", type=float, default=0, help="with --ray: GPUs per actor (the encoder runs on CUDA)")

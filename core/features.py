@@ -132,6 +132,13 @@ class _MediaBatches:
         return _Batch(len(paths), good, failed, self.preprocess(decoded), preprocessed=True)
 
 
+def default_workers() -> int:
+    """Decoding workers when none are asked for: every core but two (the model's), at most 8. None on two
+    cores or fewer, where a worker only takes a core from the model (benchmarks/embed_throughput.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(8, cores - 2))
+
+
 def _worker_init(_: int) -> None:
     """One intra-op thread per decoding worker: the workers are many, and the cores belong to the model."""
     import torch
@@ -273,12 +280,13 @@ def start_job(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None
 
 def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path | None = None,
                      progress: ProgressFn | None = None, dtype: str = "float32", shard_size: int | None = None,
-                     workers: int = 0) -> FeatureSet:
+                     workers: int | None = None) -> FeatureSet:
     """Embed every sample of `dataset` with `encoder`, resuming a killed job, or return the cached set.
 
     Rows are written in shards of `shard_size` samples (a multiple of the batch size); `workers`
-    processes decode media files ahead of the model; features are stored as `dtype`.
+    processes (default: `default_workers()`) decode media files ahead of the model; features are stored as `dtype`.
     """
+    workers = default_workers() if workers is None else workers
     job = start_job(dataset, encoder, cache, dtype, shard_size)
     if isinstance(job, FeatureSet):
         return job

@@ -243,7 +243,7 @@ def test_timm_vit_class_token_of_every_block_from_a_local_checkpoint(timm_checkp
     assert_layers(layers, LAYERS, len(images))
     saved = torch.load(timm_checkpoint, weights_only=True)
     assert all(torch.equal(saved[key], value) for key, value in encoder.model.state_dict().items())
-    pixels = encoder.pixels(images)
+    pixels = encoder.preprocess(images)["pixels"]
     assert pixels.shape[-2:] == (224, 224)  # the transform of the architecture's pretrained config
     direct = block_outputs(encoder.model.blocks, lambda: encoder.model(pixels))
     mean = TimmViT("vit_tiny_patch16_224", weights=timm_checkpoint, model_kwargs=TINY_VIT, pooling="mean").encode(images)

@@ -28,12 +28,19 @@ class FlakyEncoder:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def encode(self, batch):
+    def _count(self, items: int) -> None:
         if self.crash_after is not None and self.batches >= self.crash_after:
             raise KeyboardInterrupt("simulated crash")
         self.batches += 1
-        self.items += len(batch)
+        self.items += items
+
+    def encode(self, batch):
+        self._count(len(batch))
         return self.inner.encode(batch)
+
+    def encode_inputs(self, inputs):  # encoders that split off `preprocess` get their batches here
+        self._count(len(next(iter(inputs.values()))))
+        return self.inner.encode_inputs(inputs)
 
 
 @pytest.fixture(scope="module")
