@@ -274,10 +274,33 @@ def test_open_clip_image_tower_class_token_per_block(open_clip_checkpoint, image
     layers = encoder.encode(images)
     assert encoder.modality == "image" and encoder.layer_names == ["block1", "block2"]
     assert_layers(layers, LAYERS, len(images))
-    pixels = torch.stack([encoder.loaded[1](image) for image in images])
+    pixels = torch.stack([encoder.loaded[1](image) for image in images])  # open_clip's own transform
     direct = block_outputs(encoder.model.visual.transformer.resblocks, lambda: encoder.model.encode_image(pixels))
     for hidden, pooled in zip(direct, layers):
         np.testing.assert_allclose(pooled, hidden[:, 0], atol=1e-5)
+
+
+def test_open_clip_image_transform_comes_from_the_configs_without_loading_weights(open_clip_checkpoint, images):
+    import open_clip
+
+    from core.encoders.open_clip_towers import OpenCLIPImageTower, eval_preprocess_cfg
+
+    name, checkpoint = open_clip_checkpoint
+    fresh = create_encoder(f"open_clip:{name}", pretrained=checkpoint, modality="image")
+    fresh.fingerprint()
+    fresh.preprocess(images)
+    assert "loaded" not in fresh.__dict__, "fingerprinting and preprocessing must not build the model"
+    assert repr(fresh.transform) == repr(fresh.loaded[1])
+    # a pretrained tag's own mean, std, interpolation and resize mode (SigLIP's differ from CLIP's)
+    for arch, tag in [("ViT-B-32", "laion2b_s34b_b79k"), ("ViT-B-16-SigLIP", "webli")]:
+        tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
+        _, _, reference = open_clip.create_model_and_transforms(
+            arch, pretrained=None, image_mean=tag_cfg.get("mean"), image_std=tag_cfg.get("std"),
+            image_interpolation=tag_cfg.get("interpolation"), image_resize_mode=tag_cfg.get("resize_mode"))
+        ours = OpenCLIPImageTower.__new__(OpenCLIPImageTower)
+        ours.arch, ours.pretrained = arch, tag
+        assert repr(ours.transform) == repr(reference), arch
+        assert eval_preprocess_cfg(arch, tag)["mean"] == tuple(tag_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
 
 
 def test_open_clip_text_tower_eot_token_or_mean_up_to_it(open_clip_checkpoint):

@@ -8,6 +8,7 @@ local checkpoint file; "hf-hub:org/name" models load config and weights from the
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +20,7 @@ from core.encoders.base import Encoder, check_choice, register_family
 from core.encoders.hf_text import check_texts
 from core.encoders.hf_vision import VISION_POOLINGS
 from core.encoders.hub import WeightsSource, local_weights_identity, locate_weights
-from core.encoders.pooling import masked_mean, take_tokens
+from core.encoders.pooling import masked_mean, take_tokens, to_device
 
 OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 TEXT_POOLINGS = ("eot", "mean")
@@ -94,6 +95,22 @@ class OpenCLIPTower(Encoder):
                 "pooling": self.pooling}
 
 
+def eval_preprocess_cfg(arch: str, pretrained: str | None) -> dict[str, Any]:
+    """The eval preprocessing open_clip gives a built-in `arch` with `pretrained` (a tag, or a checkpoint file:
+    defaults), from its configs alone: image size from the model config, mean/std/interpolation/resize
+    mode from the tag, as `open_clip.create_model_and_transforms` resolves them."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    model_cfg = open_clip.get_model_config(arch)
+    if model_cfg is None:
+        raise ValueError(f"open_clip knows no model {arch!r} (see open_clip.list_models())")
+    tag_cfg = {} if pretrained is None or Path(pretrained).exists() else open_clip.get_pretrained_cfg(arch, pretrained)
+    cfg = merge_preprocess_dict(asdict(PreprocessCfg()), tag_cfg or {})
+    cfg["size"] = model_cfg["vision_cfg"]["image_size"]
+    return cfg
+
+
 class OpenCLIPImageTower(OpenCLIPTower):
     modality = "image"
     poolings = VISION_POOLINGS
@@ -102,12 +119,25 @@ class OpenCLIPImageTower(OpenCLIPTower):
     def blocks(self) -> torch.nn.ModuleList:
         return self.model.visual.transformer.resblocks
 
+    @cached_property
+    def transform(self):
+        """The eval transform; for built-in models made from the configs, so fingerprinting and the
+        pipeline's decoding workers never load weights (hf-hub: models read theirs from the loaded model)."""
+        if self.arch.startswith("hf-hub:"):
+            return self.loaded[1]
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
+        return image_transform_v2(PreprocessCfg(**eval_preprocess_cfg(self.arch, self.pretrained)), is_train=False)
+
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "preprocess": repr(self.loaded[1])}
+        return {**super().config(), "preprocess": repr(self.transform)}
+
+    def preprocess(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"pixels": torch.stack([self.transform(image) for image in batch])}
 
     @torch.inference_mode()
-    def encode(self, batch: Sequence[Any]) -> list[np.ndarray]:
-        pixels = torch.stack([self.loaded[1](image) for image in batch]).to(self.device)
+    def encode_inputs(self, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        pixels = to_device(inputs["pixels"], self.device)
         out = self.model.forward_intermediates(image=pixels, intermediates_only=True, image_output_fmt="NLC",
                                                image_output_extra_tokens=True)
         if self.pooling == "mean":
