@@ -7,6 +7,8 @@ so readers see either all of it or none of it.
 from __future__ import annotations
 
 import json
+import re
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.config import results_db_path
+from core.config import LOCK_WAIT_ENV, lock_wait, results_db_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,13 +48,44 @@ MIGRATIONS = [
 RUN_TABLES = ["layers", "samples", "skipped", "layer_scores", "best_pairs", "curve", "sample_scores", "neighbours", "runs"]
 
 
+class StoreBusy(RuntimeError):
+    """Another process held the result store for longer than we were willing to wait."""
+
+
+def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, waiting (with backoff) while another process holds the file.
+
+    DuckDB lets one process write a file, or several read it, never both at once. Every connection
+    here lives for one query or one transaction, so a job writing a run and a dashboard reading it
+    only ever wait for each other briefly.
+    """
+    deadline, pause = time.monotonic() + wait, 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                holder = re.search(r"\(PID (\d+)\)", str(exc))
+                raise StoreBusy(f"{path}: the result store is busy; process {holder.group(1) if holder else '?'} "
+                                f"held it for over {wait:g} s. Wait for that job to finish (or raise "
+                                f"{LOCK_WAIT_ENV}) and try again") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 @contextmanager
 def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the result store (creating the schema when writing) and close it afterwards."""
+    """Open the result store (creating the schema when writing) and close it afterwards.
+
+    While another process holds the file (a job writing a run as the dashboard reads), this waits
+    up to $PLATO_DB_LOCK_WAIT seconds (default 60), then raises StoreBusy naming that process.
+    """
     path = Path(path or results_db_path())
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no results yet; run `python -m core demo` first")
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _open(path, read_only, lock_wait())
     try:
         if not read_only:
             con.execute(SCHEMA)

@@ -69,3 +69,48 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
 def test_reading_before_any_run_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m core demo"):
         results.list_runs(tmp_path / "none.duckdb")
+
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE IF NOT EXISTS hold (a INTEGER)")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def hold_store(path, seconds: float):
+    """Another process that opens the store for writing and keeps it for `seconds` (as a job writing a run does)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_readers_and_writers_wait_for_another_process_holding_the_store(tmp_path, monkeypatch):
+    import time
+
+    db = tmp_path / "results.duckdb"
+    run, tables = small_run()
+    results.write_run(run, tables, db)
+    holder = hold_store(db, 1.5)
+    started = time.monotonic()
+    assert list(results.list_runs(db).run_id) == ["r1"]  # read-only: waits for the writer to let go
+    assert time.monotonic() - started > 0.5
+    holder.wait()
+    holder = hold_store(db, 1.5)
+    results.write_run(*small_run("r2"), db)  # and a write waits too
+    holder.wait()
+    assert sorted(results.list_runs(db).run_id) == ["r1", "r2"]
+
+    monkeypatch.setenv("PLATO_DB_LOCK_WAIT", "0.3")
+    holder = hold_store(db, 5)
+    try:
+        with pytest.raises(results.StoreBusy, match=rf"result store is busy; process {holder.pid} held it for over 0.3 s"):
+            results.list_runs(db)
+    finally:
+        holder.kill()
