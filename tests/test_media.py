@@ -259,6 +259,12 @@ def test_neighbours_page_plays_the_sound_of_each_sample(audio_run, monkeypatch):
     assert len(players) == 1 + 2 * 5  # the sample, then each neighbour in both spaces
     headings = [m.value for m in at.markdown if m.value.startswith("#####")]
     assert headings[0].startswith("##### Audio space") and headings[1].startswith("##### Text space")
+    for page in ("home", "scale"):  # the other pages work on a text-audio run as they do on images
+        other = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+        if page != "home":
+            other.switch_page(f"dashboard/pages/{page}.py")
+        other.run()
+        assert not other.exception, page
 
 
 def test_result_stores_written_before_audio_are_migrated_in_place(tmp_path, demo_run):
@@ -312,3 +318,32 @@ def test_preprocessing_runs_in_the_decoding_workers_and_changes_nothing(tmp_path
     assert len(Recording.seen) == 3 and os.getpid() not in Recording.seen
     for a, b in zip(in_process.layers, in_workers.layers):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_text_video_run_shows_the_clip_and_its_neighbours_middle_frames(tmp_path, tiny_video_model, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core import results
+    from core.alignment import AlignmentConfig
+    from core.config import results_db_path
+    from core.jobs import run_alignment
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(8):
+        write_video(root / f"v{i}.mp4", frames=6 + i, shade_step=2 + 2 * i)
+        (root / f"v{i}.txt").write_text(f"a grey clip, shade {i}\n")
+    cache = tmp_path / "cache"
+    run_id = run_alignment("folder", f"hf:{tiny_video_model}", "minilm_l6", cache=cache,
+                           config=AlignmentConfig(ks=(1, 3), draws=2, subset_sizes=(4,)),
+                           dataset_options={"source": root, "media": "video"})
+    info = results.run_info(run_id, results_db_path(cache))
+    assert (info["media"], info["modality_a"], info["n"]) == ("video", "video", 8)
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"k": "3", "sample": "v2"})
+    at.switch_page("dashboard/pages/neighbours.py")
+    at.run()
+    assert not at.exception
+    assert len(at.get("video")) == 1 and len(at.get("image")) == 2 * 3  # the clip plays; neighbours show a frame
+    assert [m.value for m in at.markdown if m.value.startswith("#####")][0].startswith("##### Video space")
