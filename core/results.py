@@ -152,6 +152,27 @@ def list_runs(path: Path | None = None) -> pd.DataFrame:
     return _query("SELECT * FROM runs ORDER BY created_at DESC", path=path)
 
 
+def run_summaries(path: Path | None = None) -> pd.DataFrame:
+    """One row per (run, k): the run's models and data, and its full-set score with interval, chance and null.
+
+    Columns: run_id, created_at, dataset, dataset_fingerprint, media, model_a, model_b, n, metric, k,
+    score, ci_low, ci_high, chance, shuffled; newest runs first.
+    """
+    return _query("""SELECT r.run_id, r.created_at, r.dataset, r.dataset_fingerprint, r.* LIKE 'media', r.model_a,
+                            r.model_b, r.n, r.metric, c.k, c.score, c.ci_low, c.ci_high, c.chance, c.shuffled
+                     FROM runs r JOIN curve c ON c.run_id = r.run_id AND c.gallery_size = r.n
+                     ORDER BY r.created_at DESC, c.k""", path=path)
+
+
+def model_quality_rows(path: Path | None = None) -> pd.DataFrame:
+    """Stored language-model quality measurements, read-only (empty in a store that has none)."""
+    try:
+        return _query("SELECT * FROM model_quality ORDER BY model, corpus", path=path)
+    except duckdb.CatalogException:  # a store written before the table existed
+        return pd.DataFrame(columns=["model", "model_fingerprint", "corpus", "corpus_sha256", "corpus_bytes",
+                                     "bits_per_byte", "max_length", "stride", "created_at"])
+
+
 def latest_run_id(path: Path | None = None) -> str | None:
     runs = list_runs(path)
     return None if runs.empty else str(runs.run_id.iloc[0])

@@ -64,6 +64,16 @@ def layer_scores(run_id: str, k: int, path: str, version: float) -> pd.DataFrame
 
 
 @st.cache_data(show_spinner=False)
+def run_summaries(path: str, version: float) -> pd.DataFrame:
+    return results.run_summaries(Path(path))
+
+
+@st.cache_data(show_spinner=False)
+def model_quality(path: str, version: float) -> pd.DataFrame:
+    return results.model_quality_rows(Path(path))
+
+
+@st.cache_data(show_spinner=False)
 def samples(run_id: str, path: str, version: float) -> pd.DataFrame:
     return results.samples(run_id, Path(path))
 
