@@ -80,6 +80,21 @@ def test_audio_is_mixed_to_mono_and_resampled_keeping_its_pitch(tmp_path):
     assert abs(np.fft.rfftfreq(6000, 1 / 16000)[spectrum.argmax()] - 440) < 5
 
 
+def test_a_cap_on_clip_length_stops_decoding_there(tmp_path, tiny_audio_model):
+    path = write_wav(tmp_path / "long.wav", 440.0, rate=8000, seconds=3.0)
+    wave_, rate = load_audio(path, 16000, max_seconds=1.25)
+    assert rate == 16000 and len(wave_) == 20000
+    np.testing.assert_allclose(wave_, load_audio(path, 16000)[0][:20000], atol=1e-6)
+    capped = create_encoder(f"hf:{tiny_audio_model}", modality="audio", max_seconds=1.25)
+    whole = create_encoder(f"hf:{tiny_audio_model}", modality="audio")
+    assert capped.decode_options() == {"rate": 16000, "max_seconds": 1.25} and capped.fingerprint() != whole.fingerprint()
+    full = load_audio(path, 16000)[0]
+    for a, b in zip(capped.encode([full]), whole.encode([full[:20000]])):  # the encoder cuts what it is given, too
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="max_seconds must be positive"):
+        create_encoder(f"hf:{tiny_audio_model}", modality="audio", max_seconds=0)
+
+
 def test_real_ogg_sound_effects_decode(stamps_root):
     wave_, rate = decode_media(stamps_root / "animals/mammals/badger.ogg", "audio", rate=16000)
     assert rate == 16000 and 5 < len(wave_) / rate < 10 and np.abs(wave_).max() > 0.1
@@ -191,7 +206,7 @@ def test_audio_features_through_the_pipeline_equal_the_encoder_on_decoded_clips(
     (root / "hum.txt").write_text("A hum.\n")
     data = load_dataset("folder", source=root, media="audio")
     encoder = create_encoder(f"hf:{tiny_audio_model}", modality="audio")
-    assert encoder.decode_options() == {"rate": 16000}
+    assert encoder.decode_options() == {"rate": 16000, "max_seconds": None}
     features = extract_features(data, encoder, tmp_path / "cache", workers=1)
     direct = encoder.encode([load_audio(s.media_path, 16000)[0] for s in data.samples])
     for stored, expected in zip(features.layers, direct):

@@ -76,24 +76,33 @@ def check_media(path: str | Path, media: str = "image") -> str | None:
     return None
 
 
-def load_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, int]:
-    """(mono float32 waveform [samples], sampling rate): channels averaged, resampled to `rate` when given."""
+def load_audio(path: str | Path, rate: int | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(mono float32 waveform [samples], sampling rate): channels averaged, resampled to `rate` when given,
+    cut after `max_seconds` (decoding stops there)."""
     import av
 
     container, stream = _open_stream(path, "audio")
     rate = int(rate or stream.rate)
+    limit = None if max_seconds is None else int(max_seconds * rate)
     chunks: list[np.ndarray] = []
+    kept = 0
     try:
         with container:
             # planar float at the target rate, channels kept: the mean below is the usual mono mix
             # (librosa's, and datasets'), where FFmpeg's own downmix would scale by 1/sqrt(2)
             resampler = av.AudioResampler(format="fltp", rate=rate)
             for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().mean(axis=0))
+                    kept += len(chunks[-1])
+                if limit is not None and kept >= limit:
+                    break
+            else:
+                chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
     except _av_errors() as exc:
         raise MediaError(path, f"cannot decode audio ({exc.__class__.__name__}: {exc})") from exc
     wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    wave = wave if limit is None else wave[:limit]
     if wave.size == 0:
         raise MediaError(path, "the audio stream holds no samples")
     if not np.isfinite(wave).all():
@@ -150,7 +159,7 @@ def decode_media(path: str | Path, media: str, **options: Any):
         except ImageError as exc:
             raise MediaError(path, str(exc).removeprefix(f"{path}: "), advice="") from exc
     if media == "audio":
-        return load_audio(path, options.get("rate"))
+        return load_audio(path, options.get("rate"), options.get("max_seconds"))
     if media == "video":
         return load_video(path, options.get("frames"))
     raise ValueError(f"media must be one of {list(MEDIA)}, got {media!r}")

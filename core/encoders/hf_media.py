@@ -38,9 +38,18 @@ class HFAudioEncoder(HFHiddenStatesEncoder):
     """Waveforms through the model's feature extractor; encoder-decoder models (Whisper) use their encoder.
 
     Whisper's extractor pads or cuts every clip to its fixed window (30 s for the released models).
+    max_seconds: keep only the first that many seconds of each clip (default: all of it). Attention
+    grows with the square of a clip's length, so long recordings want a cap; the pipeline stops
+    decoding there.
     """
 
     modality = "audio"
+
+    def __init__(self, model, name=None, device: str = "cpu", max_seconds: float | None = None, **options) -> None:
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
+        super().__init__(model, name, device, **options)
+        self.max_seconds = None if max_seconds is None else float(max_seconds)
 
     @cached_property
     def feature_extractor(self):
@@ -53,10 +62,10 @@ class HFAudioEncoder(HFHiddenStatesEncoder):
         return self.model.get_encoder() if self.hf_config.is_encoder_decoder else self.model
 
     def decode_options(self) -> dict[str, Any]:
-        return {"rate": int(self.feature_extractor.sampling_rate)}
+        return {"rate": int(self.feature_extractor.sampling_rate), "max_seconds": self.max_seconds}
 
     def config(self) -> dict[str, Any]:
-        return {**self.weights_config(), "pooling": "masked mean over frames",
+        return {**self.weights_config(), "pooling": "masked mean over frames", "max_seconds": self.max_seconds,
                 "feature_extractor": self.feature_extractor.to_dict()}
 
     def preprocess(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
@@ -64,6 +73,8 @@ class HFAudioEncoder(HFHiddenStatesEncoder):
         extractor = self.feature_extractor
         rate = extractor.sampling_rate
         waves = [check_waveform(item, rate, i, self.name) for i, item in enumerate(batch)]
+        if self.max_seconds is not None:
+            waves = [wave[:int(self.max_seconds * rate)] for wave in waves]
         fixed_window = hasattr(extractor, "n_samples")  # Whisper-style extractors pad to their window themselves
         features = extractor(waves, sampling_rate=rate, return_tensors="pt", return_attention_mask=True,
                              **({} if fixed_window else {"padding": True}))
