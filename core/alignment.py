@@ -1,14 +1,16 @@
 """Alignment of two feature sets: every layer pair on the full set, then a sweep over nested subsets.
 
 The kNN graph of each layer is searched once (at the largest k); scoring any layer pair or any
-smaller k reuses it. In the sweep the layer pair is the one chosen on the full set, held fixed.
+smaller k reuses it, and graphs of stored feature sets are kept beside them for later runs. In the sweep the layer pair is the one chosen on the full set, held fixed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -114,8 +116,9 @@ def align(features_a: FeatureSet, features_b: FeatureSet, config: AlignmentConfi
     prepared_a = [prepare(x, config.clamp_quantile, f"{features_a.model}/{name}") for x, name in zip(features_a.layers, features_a.layer_names)]
     prepared_b = [prepare(x, config.clamp_quantile, f"{features_b.model}/{name}") for x, name in zip(features_b.layers, features_b.layer_names)]
 
-    layers = [*prepared_a, *prepared_b]
-    graphs = [knn_graph(x, x, k_max, query_ids=np.arange(n)) for x in track(layers, "kNN graphs, full set", len(layers), progress)]
+    layers = [(fs, i, x) for fs, prepared in ((features_a, prepared_a), (features_b, prepared_b)) for i, x in enumerate(prepared)]
+    graphs = [full_set_graph(fs, i, x, k_max, config.clamp_quantile)
+              for fs, i, x in track(layers, "kNN graphs, full set", len(layers), progress)]
     graphs_a, graphs_b = graphs[:len(prepared_a)], graphs[len(prepared_a):]
 
     layer_scores, best_pairs, sample_scores = {}, {}, {}
@@ -126,6 +129,36 @@ def align(features_a: FeatureSet, features_b: FeatureSet, config: AlignmentConfi
 
     curve = _sweep(prepared_a, prepared_b, graphs_a, graphs_b, best_pairs, config, spec, progress)
     return AlignmentResult(n, layer_scores, best_pairs, curve, sample_scores, graphs_a, graphs_b)
+
+
+GRAPH_FORMAT = 1
+
+
+def full_set_graph(features: FeatureSet, layer: int, prepared, k: int,
+                   clamp_quantile: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Layer `layer`'s k-nearest-neighbour graph over the whole set (self excluded): (ids [n, k], sims [n, k]).
+
+    Feature sets from the store keep their graphs beside them (`<features>/graphs/`), so a new run
+    on the same features (another metric, other subsets or draws) does not search again. A stored
+    graph with more neighbours serves a smaller k: exact search with ties to the earlier row makes
+    the top k a prefix of the top K.
+    """
+    folder = None if features.path is None else Path(features.path) / "graphs"
+    stem = f"v{GRAPH_FORMAT}_layer{layer:02d}_clamp{clamp_quantile}"
+    if folder is not None and folder.is_dir():
+        stored = sorted((int(f.stem.rsplit("_k", 1)[1]), f) for f in folder.glob(f"{stem}_k*.npz"))
+        usable = [f for cached_k, f in stored if cached_k >= k]
+        if usable:
+            with np.load(usable[0]) as graph:
+                return graph["ids"][:, :k].astype(np.int64), graph["sims"][:, :k]
+    n = len(prepared)
+    ids, sims = knn_graph(prepared, prepared, k, query_ids=np.arange(n))
+    if folder is not None:
+        folder.mkdir(exist_ok=True)
+        staging = folder / f".{stem}_k{k}.{os.getpid()}.npz"
+        np.savez(staging, ids=ids.astype(np.int32 if n < 2**31 else np.int64), sims=sims)
+        staging.replace(folder / f"{stem}_k{k}.npz")  # atomic: a reader never sees half a graph
+    return ids, sims
 
 
 def _sweep(prepared_a, prepared_b, graphs_a, graphs_b, best_pairs, config: AlignmentConfig, spec: MetricSpec,

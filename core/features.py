@@ -51,9 +51,9 @@ class FeatureSet:
         return self.layers[0].shape[0]
 
     def subset(self, rows: np.ndarray) -> "FeatureSet":
-        """The same features restricted to `rows` (in memory)."""
+        """The same features restricted to `rows` (in memory; no longer a stored set, so nothing is cached beside it)."""
         return FeatureSet(self.fingerprint, self.model, self.modality, self.layer_names,
-                          [np.asarray(layer[rows]) for layer in self.layers], self.path)
+                          [np.asarray(layer[rows]) for layer in self.layers], None)
 
 
 def feature_fingerprint(dataset: PairedDataset, encoder: Encoder, dtype: str = "float32") -> str:

@@ -72,3 +72,38 @@ def test_unpaired_or_too_small_sets_are_rejected():
         align(feature_set("A", [x]), feature_set("B", [x[:9]]))
     with pytest.raises(ValueError, match="k=10 is too large for 10 samples"):
         align(feature_set("A", [x]), feature_set("B", [x]))
+
+
+def test_full_set_graphs_are_kept_beside_stored_features_and_reused(tmp_path, monkeypatch):
+    from core import alignment
+    from core.features import FeatureSet, load_feature_set
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "features" / "abc"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        np.save(folder / f"layer_{i:02d}.npy", rng.standard_normal((120, 16)).astype(np.float32))
+    (folder / "manifest.json").write_text('{"fingerprint": "abc", "model": "m", "modality": "image", "layer_names": ["l0", "l1"]}')
+    stored = load_feature_set(folder)
+    other = FeatureSet("b", "t", "text", ["t0"], [rng.standard_normal((120, 8)).astype(np.float32)])  # in memory: no cache
+    searches = []
+    real = alignment.knn_graph
+    monkeypatch.setattr(alignment, "knn_graph", lambda *a, **kw: searches.append(1) or real(*a, **kw))
+    config = AlignmentConfig(ks=(1, 5), draws=2, subset_sizes=(32,))
+    first = align(stored, other, config)
+    assert len(searches) == 3 and sorted(p.name for p in (folder / "graphs").iterdir()) == [
+        "v1_layer00_clamp0.95_k5.npz", "v1_layer01_clamp0.95_k5.npz"]
+    searches.clear()
+    again = align(stored, other, AlignmentConfig(ks=(1, 5), draws=3, subset_sizes=(64,)))  # other settings, same graphs
+    assert len(searches) == 1, "only the in-memory set is searched again"
+    for k in (1, 5):
+        np.testing.assert_array_equal(first.layer_scores[k], again.layer_scores[k])
+    smaller = align(stored, other, AlignmentConfig(ks=(3,), draws=2, subset_sizes=(32,)))  # k=3: a prefix of the k=5 graph
+    direct = align(FeatureSet("abc", "m", "image", ["l0", "l1"], [np.asarray(x) for x in stored.layers]), other,
+                   AlignmentConfig(ks=(3,), draws=2, subset_sizes=(32,)))
+    np.testing.assert_array_equal(smaller.layer_scores[3], direct.layer_scores[3])
+    for a, b in zip(smaller.neighbours_a, direct.neighbours_a):
+        np.testing.assert_array_equal(a[0], b[0])
+    align(stored, other, AlignmentConfig(ks=(8,), draws=2, subset_sizes=(32,)))  # a larger k is searched and stored
+    assert {p.name for p in (folder / "graphs").iterdir()} >= {"v1_layer00_clamp0.95_k8.npz"}
+    assert stored.subset(np.arange(100)).path is None, "a subset is not the stored set: it must not use its graphs"
