@@ -110,16 +110,16 @@ class _MediaBatches:
     """Decodes (and, when the encoder splits its work, preprocesses) one batch of media paths; it runs in
     a DataLoader worker. A file that fails to decode becomes its reason, and the batch goes on without it."""
 
-    def __init__(self, paths: list, encoder: Encoder) -> None:
-        self.paths, self.batch_size, self.media = paths, encoder.batch_size, encoder.modality
+    def __init__(self, chunks: list[list], encoder: Encoder) -> None:
+        self.chunks, self.media = chunks, encoder.modality
         self.options = encoder.decode_options()
         self.preprocess = encoder.preprocess if encoder.splits_preprocessing else None
 
     def __len__(self) -> int:
-        return (len(self.paths) + self.batch_size - 1) // self.batch_size
+        return len(self.chunks)
 
     def __getitem__(self, index: int) -> _Batch:
-        paths = self.paths[index * self.batch_size:(index + 1) * self.batch_size]
+        paths = self.chunks[index]
         decoded, good, failed = [], [], {}
         for offset, path in enumerate(paths):
             try:
@@ -146,15 +146,14 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _batches(items: list, encoder: Encoder, workers: int):
-    """Yield `_Batch`es of `items` in order; media files are decoded (and preprocessed) by `workers`
-    processes ahead of the model, into pinned memory when the model is on CUDA."""
+def _batches(chunks: list[list], encoder: Encoder, workers: int):
+    """Yield one `_Batch` per chunk of inputs, in order; media files are decoded (and preprocessed) by
+    `workers` processes ahead of the model, into pinned memory when the model is on CUDA."""
     if not _is_media(encoder):
-        for start in range(0, len(items), encoder.batch_size):
-            chunk = items[start:start + encoder.batch_size]
+        for chunk in chunks:
             yield _Batch(len(chunk), list(range(len(chunk))), {}, chunk)
         return
-    batches = _MediaBatches(items, encoder)
+    batches = _MediaBatches(chunks, encoder)
     if workers <= 0:
         yield from (batches[i] for i in range(len(batches)))
         return
@@ -174,39 +173,67 @@ def _as_is(batch: _Batch) -> _Batch:
     return batch
 
 
-def _embed_rows(dataset: PairedDataset, encoder: Encoder, rows: range, workers: int, dtype: str,
-                on_batch) -> tuple[list[np.ndarray], dict[int, str]]:
-    """Features of `rows` ([len(rows), dim_l] per layer; NaN for samples that failed) and the failures' reasons.
+@dataclass
+class _ShardPlan:
+    """What one shard embeds: each distinct item (image, clip, caption) of its rows once, in batches."""
 
-    Many-to-many data: each distinct media item (or text) among the rows is embedded once and gathered.
+    rows: range
+    keys: list[str]  # per row: the key of its item
+    first_of: dict[str, int]  # key -> offset (into rows) of its first row, in order of first appearance
+    chunks: list[list]  # the encoder's inputs of the distinct items, a batch each
+
+    @classmethod
+    def make(cls, dataset: PairedDataset, encoder: Encoder, rows: range) -> "_ShardPlan":
+        keys = [dataset.samples[i].media_key if _is_media(encoder) else dataset.samples[i].text_key for i in rows]
+        first_of: dict[str, int] = {}
+        for offset, key in enumerate(keys):
+            first_of.setdefault(key, offset)
+        items = _inputs(dataset, encoder, [rows[o] for o in first_of.values()])
+        size = encoder.batch_size
+        return cls(rows, keys, first_of, [items[i:i + size] for i in range(0, len(items), size)])
+
+    def assemble(self, results: list[tuple[int, list[int], list[np.ndarray] | None]], failed: dict[int, str],
+                 encoder: Encoder, dtype: str) -> tuple[list[np.ndarray], dict[int, str]]:
+        """Per-row layers (NaN where the item failed) from the per-batch outputs, and the failed rows' reasons."""
+        dims = next(([out.shape[1] for out in outputs] for _, _, outputs in results if outputs is not None), None)
+        if dims is None:
+            raise ValueError(f"{encoder.name}: no sample in rows {self.rows.start}-{self.rows.stop - 1} could be embedded; "
+                             f"first failure: {next(iter(failed.values()), 'unknown')}")
+        per_item = [np.full((len(self.first_of), dim), np.nan, dtype=np.float32) for dim in dims]
+        for first, good, outputs in results:
+            if outputs is not None:
+                for layer, out in zip(per_item, outputs):
+                    layer[np.asarray(good) + first] = out
+        item_of_key = {key: index for index, key in enumerate(self.first_of)}
+        gather = np.array([item_of_key[key] for key in self.keys])
+        bad = {self.rows[offset]: failed[item_of_key[key]] for offset, key in enumerate(self.keys)
+               if item_of_key[key] in failed}
+        return [layer[gather].astype(dtype) for layer in per_item], bad
+
+
+def _embed_shards(dataset: PairedDataset, encoder: Encoder, shard_rows: list[range], workers: int, dtype: str,
+                  on_batch):
+    """Yield (rows, layers, bad rows) for each shard in turn: layers [len(rows), dim_l] (NaN where a sample
+    failed) and the failures' reasons.
+
+    One stream of batches (one pool of decoding workers) serves every shard, so the pipeline does not
+    drain and restart at shard boundaries; a batch never spans two shards. Many-to-many data: each
+    distinct item among a shard's rows is embedded once and gathered.
     """
-    keys = [dataset.samples[i].media_key if _is_media(encoder) else dataset.samples[i].text_key for i in rows]
-    first_of: dict[str, int] = {}
-    for offset, key in enumerate(keys):
-        first_of.setdefault(key, offset)
-    distinct = list(first_of.values())  # offsets (into rows) of the items to embed
-    results: list[tuple[int, list[int], list[np.ndarray] | None]] = []  # (first item, good offsets, outputs)
-    failed: dict[int, str] = {}  # item index -> reason
-    item = 0
-    for batch in _batches(_inputs(dataset, encoder, [rows[o] for o in distinct]), encoder, workers):
-        failed.update({item + i: why for i, why in batch.failed.items()})
-        results.append((item, batch.good, batch.run(encoder)))
-        item += batch.size
-        on_batch(batch.size)
-    on_batch(len(rows) - len(distinct))  # repeated items count as done
-    dims = next(([out.shape[1] for out in outputs] for _, _, outputs in results if outputs is not None), None)
-    if dims is None:
-        raise ValueError(f"{encoder.name}: no sample in rows {rows.start}-{rows.stop - 1} could be embedded; "
-                         f"first failure: {next(iter(failed.values()), 'unknown')}")
-    per_item = [np.full((len(distinct), dim), np.nan, dtype=np.float32) for dim in dims]
-    for first, good, outputs in results:
-        if outputs is not None:
-            for layer, out in zip(per_item, outputs):
-                layer[np.asarray(good) + first] = out
-    item_of_key = {key: index for index, key in enumerate(first_of)}
-    gather = np.array([item_of_key[key] for key in keys])
-    bad = {rows[offset]: failed[item_of_key[key]] for offset, key in enumerate(keys) if item_of_key[key] in failed}
-    return [layer[gather].astype(dtype) for layer in per_item], bad
+    plans = [_ShardPlan.make(dataset, encoder, rows) for rows in shard_rows]
+    stream = _batches([chunk for plan in plans for chunk in plan.chunks], encoder, workers)
+    for plan in plans:
+        results: list[tuple[int, list[int], list[np.ndarray] | None]] = []  # (first item, good offsets, outputs)
+        failed: dict[int, str] = {}  # item index -> reason
+        item = 0
+        for _ in plan.chunks:
+            batch = next(stream)
+            failed.update({item + i: why for i, why in batch.failed.items()})
+            results.append((item, batch.good, batch.run(encoder)))
+            item += batch.size
+            on_batch(batch.size)
+        on_batch(len(plan.rows) - len(plan.first_of))  # repeated items count as done
+        yield (plan.rows, *plan.assemble(results, failed, encoder, dtype))
 
 
 @dataclass
@@ -238,10 +265,17 @@ class EmbeddingJob:
     def pending(self) -> list[int]:
         return [s for s in self.shards if not self.is_done(s)]
 
-    def embed_shard(self, shard: int, workers: int = 0, on_batch=lambda count: None, encoder: Encoder | None = None) -> None:
+    def embed_shard(self, shard: int, workers: int = 0, on_batch=lambda count: None) -> None:
         """Embed one shard's rows and move them into place atomically (a crash leaves only a .tmp folder)."""
-        rows = self.rows(shard)
-        layers, bad = _embed_rows(self.dataset, encoder or self.encoder, rows, workers, self.dtype, on_batch)
+        self.embed_shards([shard], workers, on_batch)
+
+    def embed_shards(self, shards: list[int], workers: int = 0, on_batch=lambda count: None) -> None:
+        """Embed `shards` in turn, one stream of batches for all, each moved into place as soon as it is done."""
+        stream = _embed_shards(self.dataset, self.encoder, [self.rows(s) for s in shards], workers, self.dtype, on_batch)
+        for shard, (rows, layers, bad) in zip(shards, stream):
+            self._write_shard(shard, rows, layers, bad)
+
+    def _write_shard(self, shard: int, rows: range, layers: list[np.ndarray], bad: dict[int, str]) -> None:
         folder = self.partial / f"shard_{shard:06d}"
         staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -302,8 +336,7 @@ def extract_features(dataset: PairedDataset, encoder: Encoder, cache: str | Path
         if progress is not None:
             progress(stage, embedded, n)
 
-    for shard in job.pending():
-        job.embed_shard(shard, workers, advance)
+    job.embed_shards(job.pending(), workers, advance)
     return job.finish()
 
 

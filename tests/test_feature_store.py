@@ -169,3 +169,39 @@ def test_many_to_many_rows_embed_each_distinct_item_once(tmp_path, stamps_root):
     np.testing.assert_allclose(captions.layers[-1][4], text.inner.encode([s[1].caption])[-1][0], atol=1e-4)
     direct = vision.inner.encode([load_rgb(s[3].media_path)])
     np.testing.assert_allclose(images.layers[-1][5], direct[-1][0], atol=1e-4)
+
+
+def test_one_pool_of_decoding_workers_serves_every_shard(stamps_root, tmp_path, monkeypatch):
+    import torch.utils.data
+
+    stamps = load_dataset("tuxpaint", root=stamps_root, limit=40)
+    encoder = create_encoder("efficientnet_lite0")
+    in_process = extract_features(stamps, encoder, tmp_path / "a", shard_size=16, workers=0)
+    loaders = []
+
+    class CountingLoader(torch.utils.data.DataLoader):
+        def __init__(self, *args, **kwargs):
+            loaders.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", CountingLoader)
+    seen = []
+    pooled = extract_features(stamps, encoder, tmp_path / "b", shard_size=16, workers=1,
+                              progress=lambda stage, done, total: seen.append(done))
+    assert len(loaders) == 1, "three shards, one DataLoader: the workers are not restarted per shard"
+    assert seen[-1] == 40 and seen == sorted(seen)
+    for a, b in zip(in_process.layers, pooled.layers):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_crash_while_workers_decode_ahead_keeps_only_finished_shards(stamps_root, tmp_path):
+    stamps = load_dataset("tuxpaint", root=stamps_root, limit=48)
+    encoder = create_encoder("efficientnet_lite0")  # batches of 8: two per 16-row shard
+    clean = extract_features(stamps, encoder, tmp_path / "clean", shard_size=16, workers=0)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(stamps, FlakyEncoder(encoder, crash_after=3), tmp_path / "crashed", shard_size=16, workers=1)
+    partial = next((tmp_path / "crashed" / "features").glob("*.partial"))
+    assert sorted(p.name for p in partial.glob("shard_*")) == ["shard_000000"], "the workers had decoded further; nothing of it is kept"
+    resumed = extract_features(stamps, encoder, tmp_path / "crashed", shard_size=16, workers=1)
+    for a, b in zip(clean.layers, resumed.layers):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
