@@ -109,6 +109,7 @@ def test_neighbours_page_plays_sound_effects(audio_server, page):
     # every player has loaded its Ogg file far enough to know how long it is
     page.wait_for_function("() => [...document.querySelectorAll('audio')].every(a => a.duration > 0)", timeout=30_000)
     spectrograms = page.locator('[data-testid="stImage"] img')
+    spectrograms.nth(10).wait_for(timeout=30_000)
     assert spectrograms.count() == 11
 
 
