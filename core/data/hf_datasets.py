@@ -159,11 +159,16 @@ def image_source(value: Any, base: Path) -> str | Path | object | None:
     return None
 
 
+def partial_path(target: Path) -> Path:
+    """Where `target` is written before it is renamed into place; unique per process and thread."""
+    return target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+
+
 def write_png(value: Any, target: Path) -> Path | str:
     """`target`, the image (a PIL image or {"bytes": ...}) written there once as PNG; else why it cannot be decoded."""
     if target.is_file():
         return target
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial = partial_path(target)
     try:
         image = value if isinstance(value, Image.Image) else Image.open(io.BytesIO(value["bytes"]))
         if image.mode not in PNG_MODES:
@@ -191,7 +196,7 @@ def write_item(value: Any, target: Path, media: str) -> Path | str:
         return write_png(value, target)
     if target.is_file():
         return target
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial = partial_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if value.get("bytes"):
         partial.write_bytes(value["bytes"])

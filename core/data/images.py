@@ -42,14 +42,20 @@ def check_image(path: str | Path) -> str | None:
     return None
 
 
+def save_preview(im: Image.Image, out: Path) -> Path:
+    """`im` as a JPEG at `out`, written under a temporary name and renamed: a reader never sees half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.jpg")
+    im.convert("RGB").save(tmp, "JPEG", quality=88)
+    tmp.replace(out)
+    return out
+
+
 def thumbnail(path: str | Path, out_dir: Path, key: str) -> Path:
     """A small JPEG of the image (on white) at `out_dir/key.jpg`, made once and reused."""
     out = out_dir / f"{key}.jpg"
     if not out.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
         im = load_rgb(path)
         im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-        tmp = out.with_suffix(".tmp.jpg")
-        im.save(tmp, "JPEG", quality=88)
-        tmp.replace(out)
+        save_preview(im, out)
     return out

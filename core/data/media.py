@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.base import MEDIA
-from core.data.images import IMAGE_SUFFIXES, THUMB_SIZE, ImageError, check_image, load_rgb, thumbnail
+from core.data.images import IMAGE_SUFFIXES, THUMB_SIZE, ImageError, check_image, load_rgb, save_preview, thumbnail
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".webm", ".mkv", ".mov", ".avi")
@@ -173,16 +173,11 @@ def media_thumbnail(path: str | Path, media: str, out_dir: Path, key: str) -> Pa
     out = out_dir / f"{key}.jpg"
     if not out.exists():
         if media == "video":
-            frames = load_video(path, 3)
-            im = Image.fromarray(frames[1])
+            im = Image.fromarray(load_video(path, 3)[1])
             im.thumbnail((THUMB_SIZE, THUMB_SIZE))
         else:
-            wave, rate = load_audio(path, 16000)
-            im = spectrogram_image(wave, rate)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.jpg")
-        im.convert("RGB").save(tmp, "JPEG", quality=88)
-        tmp.replace(out)
+            im = spectrogram_image(*load_audio(path, 16000))
+        save_preview(im, out)
     return out
 
 
