@@ -25,6 +25,13 @@ def space_name(modality: str) -> str:
     return SPACE_NAMES.get(modality, str(modality).title())
 
 
+def linked_index(param: str, options: list, default: int = 0) -> int:
+    """The position of the option the address names (?param=value, compared as text), else `default`:
+    the index for a widget, so a link reproduces the view and a stale link falls back quietly."""
+    requested = st.query_params.get(param)
+    return next((i for i, option in enumerate(options) if str(option) == requested), default)
+
+
 def escape_md(text: str) -> str:
     """Caption text made safe for st.markdown: no formatting, links, LaTeX or HTML from the data."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
@@ -126,10 +133,8 @@ def current_run() -> dict | None:
             compute_demo()
         return None
     ids = list(available.run_id)
-    requested = st.query_params.get("run")
     labels = {r.run_id: f"{r.dataset} · {r.model_a} × {r.model_b} · n={r.n} · {r.run_id[:8]}" for r in available.itertuples()}
-    default = ids.index(requested) if requested in ids else 0
-    run_id = st.sidebar.selectbox("Run", ids, index=default, format_func=labels.get) if len(ids) > 1 else ids[0]
-    if len(ids) > 1 or requested:
+    run_id = st.sidebar.selectbox("Run", ids, index=linked_index("run", ids), format_func=labels.get) if len(ids) > 1 else ids[0]
+    if len(ids) > 1 or "run" in st.query_params:
         st.query_params["run"] = run_id
     return run_info(run_id, *store_key())

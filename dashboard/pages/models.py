@@ -16,15 +16,13 @@ summaries = common.run_summaries(*key)
 summaries["data_id"] = summaries.dataset_fingerprint.str[:12]
 sets = summaries.drop_duplicates("data_id").set_index("data_id")
 set_ids = list(sets.index)
-requested = st.query_params.get("data")
 data_id = st.sidebar.selectbox(
-    "Data set", set_ids, index=set_ids.index(requested) if requested in set_ids else 0,
+    "Data set", set_ids, index=common.linked_index("data", set_ids),
     format_func=lambda d: f"{sets.dataset[d]} · {sets.get('media', {}).get(d, 'image')} · n={sets.n[d]:,}")
 rows = summaries[summaries.data_id == data_id]
 ks = sorted(int(k) for k in rows.k.unique())
-requested_k = st.query_params.get("k")
-k = st.radio("Neighbours k", ks, index=ks.index(int(requested_k)) if requested_k in map(str, ks) else len(ks) - 1,
-             horizontal=True, format_func=lambda v: f"k = {v}")
+k = st.radio("Neighbours k", ks, index=common.linked_index("k", ks, len(ks) - 1), horizontal=True,
+             format_func=lambda v: f"k = {v}")
 st.query_params.update({"data": data_id, "k": str(k)})
 
 # the newest run of each model pair at this k (older runs of a pair used other settings)
@@ -62,9 +60,7 @@ if measured.empty:
     st.stop()
 coverage = measured.groupby("corpus").model.nunique()
 corpora = sorted(coverage.index, key=lambda c: (-coverage[c], c))  # the corpus most of these models were measured on first
-requested_corpus = st.query_params.get("corpus")
-corpus = st.selectbox("Corpus", corpora, index=corpora.index(requested_corpus) if requested_corpus in corpora else 0) \
-    if len(corpora) > 1 else corpora[0]
+corpus = st.selectbox("Corpus", corpora, index=common.linked_index("corpus", corpora)) if len(corpora) > 1 else corpora[0]
 if len(corpora) > 1:
     st.query_params["corpus"] = corpus
 bpb = measured[measured.corpus == corpus].sort_values("created_at").drop_duplicates("model", keep="last")

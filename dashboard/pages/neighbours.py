@@ -16,9 +16,7 @@ table = common.samples(run["run_id"], *key).set_index("idx", drop=False)
 ks = sorted(int(c.removeprefix("overlap_k")) for c in table.columns if c.startswith("overlap_k"))
 names = run["layer_names"]
 
-requested_k = st.query_params.get("k")
-k = st.sidebar.radio("Neighbours k", ks, index=ks.index(int(requested_k)) if requested_k in map(str, ks) else len(ks) - 1,
-                     format_func=lambda v: f"k = {v}")
+k = st.sidebar.radio("Neighbours k", ks, index=common.linked_index("k", ks, len(ks) - 1), format_func=lambda v: f"k = {v}")
 
 if st.session_state.get("sample") not in table.index:  # first visit (or another run): linked sample, else best-aligned
     linked = table.index[table.sample_id == st.query_params.get("sample")]

@@ -13,9 +13,8 @@ if run is None:
 key = common.store_key()
 points = common.curve(run["run_id"], *key)
 ks = sorted(int(k) for k in points.k.unique())
-requested = st.query_params.get("k")
-default_k = int(requested) if requested and requested.isdigit() and int(requested) in ks else max(ks)
-k = st.radio("Neighbours k", ks, index=ks.index(default_k), horizontal=True, format_func=lambda v: f"k = {v}")
+k = st.radio("Neighbours k", ks, index=common.linked_index("k", ks, len(ks) - 1), horizontal=True,
+             format_func=lambda v: f"k = {v}")
 st.query_params["k"] = str(k)
 line = points[points.k == k]
 names = run["layer_names"]
