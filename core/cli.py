@@ -54,24 +54,22 @@ def _dataset_options(args: argparse.Namespace) -> dict:
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed a data set with one model into the feature cache; prints the feature folder."""
     from core.data import load_dataset
-    from core.encoders import create_encoder_for, modality_options
+    from core.encoders import create_encoder, modality_options
     from core.features import extract_features
     from core.progress import TqdmProgress
 
     data = load_dataset(args.dataset, limit=args.limit, cache=args.cache_dir, **_dataset_options(args))
+    # what the encoder is built with, here or in every Ray actor
+    options = {**modality_options(args.model, args.modality or data.media), **dict(args.option)}
     if args.ray:
         from core.distributed import extract_features_ray
 
         features = extract_features_ray(data, args.model, args.cache_dir, dtype=args.dtype, shard_size=args.shard_size,
                                         actors=args.actors, gpus_per_actor=args.gpus_per_actor, address=args.address,
-                                        progress=TqdmProgress(unit="shards"),
-                                        encoder_kwargs={**modality_options(args.model, args.modality or data.media),
-                                                        **dict(args.option)},
+                                        progress=TqdmProgress(unit="shards"), encoder_kwargs=options,
                                         workers=args.workers or 0)
     else:
-        options = {"device": args.device, **dict(args.option)}
-        features = extract_features(data, create_encoder_for(args.model, args.modality or data.media, **options),
-                                    args.cache_dir,
+        features = extract_features(data, create_encoder(args.model, device=args.device, **options), args.cache_dir,
                                     TqdmProgress(unit="samples"), dtype=args.dtype, shard_size=args.shard_size,
                                     workers=args.workers)
     dims = ", ".join(f"{name}:{layer.shape[1]}" for name, layer in zip(features.layer_names, features.layers))
